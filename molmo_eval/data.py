@@ -1,0 +1,188 @@
+"""Safe reading of benchmark files and images (DESIGN §9).
+
+Loaders use these helpers so that every problem becomes a `DataError` naming the file, the record
+and the field; image paths from annotation files stay inside the data root; decoded images are
+size-limited; pickles go through a restricted unpickler that admits only plain containers and
+scalars.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import io
+import json
+import pickle
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from molmo_eval.errors import DataError
+from molmo_eval.types import Image, ImageRef
+
+MAX_IMAGE_PIXELS = 64_000_000  # ~8k x 8k; larger images are refused as decompression bombs
+MAX_IMAGE_BYTES = 64 * 1024 * 1024
+
+
+def file_digest(path: Path | str, algo: str = "sha256") -> str:
+    h = hashlib.new(algo)
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def require_file(path: Path, what: str) -> Path:
+    if not path.is_file():
+        raise DataError(f"missing {what}", path=path, expected=f"a file named {path.name!r}")
+    return path
+
+
+def read_json(path: Path, what: str = "annotation file") -> Any:
+    require_file(path, what)
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except json.JSONDecodeError as e:
+        raise DataError(f"not valid JSON ({e.msg} at line {e.lineno}, column {e.colno})", path=path) from None
+    except UnicodeDecodeError as e:
+        raise DataError(f"not UTF-8 text ({e.reason})", path=path) from None
+
+
+def iter_jsonl(path: Path, what: str = "JSON lines file") -> Iterator[tuple[int, Any]]:
+    """Yield (line number, record) for each non-blank line."""
+    require_file(path, what)
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                yield lineno, json.loads(line)
+            except json.JSONDecodeError as e:
+                raise DataError(f"not valid JSON ({e.msg})", path=path, record=f"at line {lineno}") from None
+
+
+def field(record: Any, name: str, *, path: Path, index: object, types: type | tuple[type, ...] | None = None,
+          expected: str | None = None) -> Any:
+    """``record[name]`` or a DataError naming file, record and field (and the expected type)."""
+    if not isinstance(record, Mapping):
+        raise DataError("record is not an object", path=path, record=index, expected="a JSON object")
+    if name not in record:
+        raise DataError("missing field", path=path, record=index, field=name,
+                        expected=expected or f"fields {sorted(record)[:8]} to include {name!r}")
+    value = record[name]
+    if types is not None:
+        allowed = types if isinstance(types, tuple) else (types,)
+        # bool is an int subclass in Python, but a JSON true is never a valid id or count
+        if not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed):
+            want = expected or " or ".join(t.__name__ for t in allowed)
+            raise DataError(f"has type {type(value).__name__}", path=path, record=index, field=name,
+                            expected=want)
+    return value
+
+
+def confined(root: Path, relative: str, *, path: Path | None = None, record: object = None) -> Path:
+    """Resolve an image path from an annotation file, refusing anything outside ``root``."""
+    root_r = root.resolve()
+    target = (root_r / relative).resolve()
+    if target != root_r and root_r not in target.parents:
+        raise DataError(f"image path {relative!r} escapes the data root {str(root)!r}",
+                        path=path, record=record, field="image")
+    return target
+
+
+# --- images ---------------------------------------------------------------------------------
+
+def image_bytes(ref: ImageRef) -> bytes:
+    if ref.data is not None:
+        data = ref.data
+    elif ref.b64 is not None:
+        if len(ref.b64) > MAX_IMAGE_BYTES * 4 // 3 + 4:
+            raise DataError("base64 image is larger than the limit", expected=f"<= {MAX_IMAGE_BYTES} bytes")
+        try:
+            data = base64.b64decode(ref.b64, validate=False)
+        except (binascii.Error, ValueError) as e:
+            raise DataError(f"invalid base64 image ({e})") from None
+    else:
+        assert ref.path is not None
+        p = Path(ref.path)
+        try:
+            size = p.stat().st_size
+        except FileNotFoundError:
+            raise DataError("image file not found", path=p) from None
+        if size > MAX_IMAGE_BYTES:
+            raise DataError(f"image file of {size} bytes is larger than the limit", path=p,
+                            expected=f"<= {MAX_IMAGE_BYTES} bytes")
+        data = p.read_bytes()
+    return data
+
+
+def load_image(ref: ImageRef, decode: bool) -> Image:
+    """Read an image's bytes, digest them and read its size; decode RGB pixels if asked.
+
+    Sizes are checked from the header before any decoding, so a decompression bomb is refused
+    without allocating its pixels."""
+    import numpy as np
+    from PIL import Image as PILImage
+
+    data = image_bytes(ref)
+    digest = hashlib.blake2b(data, digest_size=16).hexdigest()
+    try:
+        with PILImage.open(io.BytesIO(data)) as im:
+            w, h = im.size
+            if w * h > MAX_IMAGE_PIXELS:
+                raise DataError(f"image of {w}x{h} pixels exceeds the decompression limit",
+                                path=ref.describe(), expected=f"<= {MAX_IMAGE_PIXELS} pixels")
+            pixels = np.asarray(im.convert("RGB")) if decode else None
+    except DataError:
+        raise
+    except Exception as e:  # PIL raises many types for corrupt files
+        raise DataError(f"unreadable image ({type(e).__name__}: {e})", path=ref.describe()) from None
+    return Image(digest=digest, size=(w, h), data=data, pixels=pixels)
+
+
+def image_size(ref: ImageRef) -> tuple[int, int]:
+    """(W, H) from the image header only."""
+    from PIL import Image as PILImage
+
+    try:
+        if ref.path is not None:
+            with PILImage.open(ref.path) as im:
+                return im.size
+        with PILImage.open(io.BytesIO(image_bytes(ref))) as im:
+            return im.size
+    except FileNotFoundError:
+        raise DataError("image file not found", path=ref.describe()) from None
+    except DataError:
+        raise
+    except Exception as e:
+        raise DataError(f"unreadable image ({type(e).__name__}: {e})", path=ref.describe()) from None
+
+
+# --- pickles --------------------------------------------------------------------------------
+
+class _RestrictedUnpickler(pickle.Unpickler):
+    """Admits only plain containers and scalars: any global (class, function) is refused."""
+
+    _ALLOWED = {("builtins", "set"), ("builtins", "frozenset"),
+                ("__builtin__", "set"), ("__builtin__", "frozenset")}
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) in self._ALLOWED:  # sets are plain data; py2 pickles spell them __builtin__
+            import builtins
+            return getattr(builtins, name)
+        raise pickle.UnpicklingError(f"global {module}.{name} is not allowed")
+
+
+def safe_pickle_load(path: Path) -> Any:
+    """Load a pickle of plain data (dict, list, tuple, str, bytes, numbers, None, bool, set)."""
+    require_file(path, "pickle file")
+    try:
+        with open(path, "rb") as f:
+            return _RestrictedUnpickler(f, encoding="latin1").load()
+    except pickle.UnpicklingError as e:
+        raise DataError(f"refused to unpickle: {e}; only plain containers and scalars are accepted",
+                        path=path) from None
+    except (EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError) as e:
+        raise DataError(f"malformed pickle ({type(e).__name__}: {e})", path=path) from None

@@ -1,0 +1,1 @@
+"""Parsers: model text -> typed answers. Pure functions, table-tested."""

@@ -1,0 +1,130 @@
+"""Aggregation of per-sample scores into metrics with seeded bootstrap confidence intervals.
+
+Sits after `Task.score`/`Task.finalize` in the pipeline and before the run record. The bootstrap
+is the percentile bootstrap over samples (or over whole clusters, for metrics that name one),
+seeded from (run seed, task, metric, breakdown key) so reruns agree to the last digit and each
+interval does not depend on which other metrics were computed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from molmo_eval.metrics.core import Columns, Metric
+from molmo_eval.types import MetricValue, Sample, SampleScore
+
+N_BOOT = 1000
+ALPHA = 0.05
+_CHUNK_ELEMS = 4_000_000  # bootstrap replicates are gathered in chunks of at most this many cells
+
+
+def columns(samples: Sequence[Sample], scores: Sequence[SampleScore]) -> dict[str, np.ndarray]:
+    """Column arrays from per-sample values (float, NaN where absent), fields and meta (object)."""
+    assert len(samples) == len(scores)
+    n = len(scores)
+    cols: dict[str, np.ndarray] = {}
+    value_keys = sorted({k for s in scores for k in s.values})
+    for k in value_keys:
+        cols[k] = np.fromiter((s.values.get(k, np.nan) for s in scores), dtype=np.float64, count=n)
+    for k in sorted({k for s in scores for k in s.fields}):
+        cols[k] = np.array([s.fields.get(k, "") for s in scores], dtype=object)
+    for k in sorted({k for s in samples for k in s.meta}):
+        if k not in cols:
+            cols[k] = np.array([_cat(s.meta.get(k)) for s in samples], dtype=object)
+    cols.setdefault("split", np.array([s.split for s in samples], dtype=object))
+    return cols
+
+
+def _cat(v: Any) -> str:
+    return "" if v is None else str(v)
+
+
+def seed_for(*parts: object) -> int:
+    h = hashlib.blake2b("\x1f".join(map(str, parts)).encode(), digest_size=8)
+    return int.from_bytes(h.digest(), "little")
+
+
+def bootstrap_ci(metric: Metric, cols: Columns, seed: int, n_boot: int = N_BOOT,
+                 alpha: float = ALPHA) -> tuple[float | None, float | None]:
+    n = len(next(iter(cols.values()))) if cols else 0
+    if n == 0 or not metric.ci or n_boot <= 0:
+        return None, None
+    rng = np.random.default_rng(seed)
+    if metric.cluster is not None:
+        reps = _cluster_replicates(metric, cols, rng, n_boot)
+    elif metric.vectorized:
+        reps = np.empty(n_boot)
+        chunk = max(1, _CHUNK_ELEMS // n)
+        for start in range(0, n_boot, chunk):
+            b = min(chunk, n_boot - start)
+            idx = rng.integers(0, n, size=(b, n))
+            reps[start:start + b] = np.asarray(metric.fn({k: v[idx] for k, v in cols.items()}), dtype=float)
+    else:
+        reps = np.array([float(metric.fn({k: v[idx] for k, v in cols.items()}))
+                         for idx in (rng.integers(0, n, size=n) for _ in range(n_boot))])
+    reps = reps[~np.isnan(reps)]
+    if reps.size == 0:
+        return None, None
+    lo, hi = np.quantile(reps, [alpha / 2, 1 - alpha / 2])
+    return float(lo), float(hi)
+
+
+def _cluster_replicates(metric: Metric, cols: Columns, rng: np.random.Generator, n_boot: int) -> np.ndarray:
+    assert metric.cluster is not None
+    keys = cols[metric.cluster]
+    _, inverse = np.unique(keys.astype(str), return_inverse=True)
+    order = np.argsort(inverse, kind="stable")
+    bounds = np.searchsorted(inverse[order], np.arange(inverse.max() + 2))
+    members = [order[bounds[i]:bounds[i + 1]] for i in range(len(bounds) - 1)]
+    reps = np.empty(n_boot)
+    for b in range(n_boot):
+        pick = rng.integers(0, len(members), size=len(members))
+        idx = np.concatenate([members[i] for i in pick])
+        reps[b] = float(metric.fn({k: v[idx] for k, v in cols.items()}))
+    return reps
+
+
+def aggregate(metrics: Sequence[Metric], cols: Columns, *, seed: int, label: str = "",
+              n_boot: int = N_BOOT) -> dict[str, MetricValue]:
+    out: dict[str, MetricValue] = {}
+    for m in metrics:
+        n = m.n(cols)
+        value = m.value(cols) if n else float("nan")
+        lo, hi = bootstrap_ci(m, cols, seed_for(seed, label, m.name), n_boot) if n else (None, None)
+        out[m.name] = MetricValue(value, lo, hi, n)
+    return out
+
+
+def breakdown(metrics: Sequence[Metric], cols: Columns, group: str, *, seed: int, label: str = "",
+              n_boot: int = N_BOOT) -> dict[str, dict[str, MetricValue]]:
+    """Every metric over the rows of each value of the categorical column ``group``."""
+    if group not in cols:
+        return {}
+    keys = cols[group]
+    out: dict[str, dict[str, MetricValue]] = {}
+    for key in sorted(set(keys.tolist()), key=str):
+        if key == "":
+            continue
+        mask = keys == key
+        sub = {k: v[mask] for k, v in cols.items()}
+        out[str(key)] = aggregate(metrics, sub, seed=seed, label=f"{label}/{group}={key}", n_boot=n_boot)
+    return out
+
+
+def summarize(metrics: Sequence[Metric], cols: Mapping[str, np.ndarray], breakdown_keys: Sequence[str],
+              *, seed: int, label: str, n_boot: int = N_BOOT,
+              split_only: Sequence[str] = ()) -> tuple[dict[str, MetricValue], dict[str, dict[str, dict[str, MetricValue]]]]:
+    """Overall metrics and every breakdown (``split`` first when several splits ran)."""
+    overall = aggregate(metrics, cols, seed=seed, label=label, n_boot=n_boot)
+    groups: dict[str, dict[str, dict[str, MetricValue]]] = {}
+    keys = list(breakdown_keys)
+    if "split" in cols and len(set(cols["split"].tolist())) > 1 and "split" not in keys:
+        keys.insert(0, "split")
+    per_group = [m for m in metrics if m.name not in split_only]
+    for g in keys:
+        groups[g] = breakdown(per_group, cols, g, seed=seed, label=label, n_boot=n_boot)
+    return overall, groups

@@ -1,0 +1,1 @@
+"""Built-in benchmark task plugins, installed as ``molmo_eval.tasks``."""

@@ -128,3 +128,19 @@ def summarize(metrics: Sequence[Metric], cols: Mapping[str, np.ndarray], breakdo
     for g in keys:
         groups[g] = breakdown(per_group, cols, g, seed=seed, label=label, n_boot=n_boot)
     return overall, groups
+
+
+def columns_from_lines(lines: Sequence[Mapping[str, Any]]) -> dict[str, np.ndarray]:
+    """The same columns as `columns`, rebuilt from ``samples.jsonl`` lines (null -> NaN)."""
+    n = len(lines)
+    cols: dict[str, np.ndarray] = {}
+    for k in sorted({k for ln in lines for k in (ln.get("scores") or {})}):
+        vals = ((ln.get("scores") or {}).get(k) for ln in lines)
+        cols[k] = np.fromiter((np.nan if v is None else float(v) for v in vals), dtype=np.float64, count=n)
+    for k in sorted({k for ln in lines for k in (ln.get("fields") or {})}):
+        cols[k] = np.array([(ln.get("fields") or {}).get(k, "") for ln in lines], dtype=object)
+    for k in sorted({k for ln in lines for k in (ln.get("meta") or {})}):
+        if k not in cols:
+            cols[k] = np.array([_cat((ln.get("meta") or {}).get(k)) for ln in lines], dtype=object)
+    cols.setdefault("split", np.array([ln.get("split", "") for ln in lines], dtype=object))
+    return cols

@@ -288,6 +288,7 @@ class RunRecord:
     timings: Mapping[str, float] = field(default_factory=dict)
     n_failed: int = 0
     errors: tuple[str, ...] = ()  # task-level failures, one line each
+    counts: Mapping[str, int] = field(default_factory=dict)  # model_calls, cache_hits, samples
     schema_version: int = SCHEMA_VERSION
 
     def results_block(self) -> dict[str, dict[str, Any]]:
@@ -319,7 +320,7 @@ class RunRecord:
             "n-samples": {k: {"effective": v.n} for k, v in self.tasks.items()},
             "versions_tasks": {k: v.version for k, v in self.tasks.items()},
             "timings": {k: round(v, 4) for k, v in self.timings.items()},
-            "n_failed": self.n_failed, "errors": list(self.errors),
+            "n_failed": self.n_failed, "errors": list(self.errors), "counts": dict(self.counts),
         }
 
     @classmethod
@@ -331,7 +332,7 @@ class RunRecord:
             model=ModelInfo(m["name"], m["fingerprint"], m["coord_space"], m.get("args", {})),
             tasks={k: TaskResult.from_json(v) for k, v in d["tasks"].items()},
             timings=d.get("timings", {}), n_failed=int(d.get("n_failed", 0)),
-            errors=tuple(d.get("errors", ())),
+            errors=tuple(d.get("errors", ())), counts=dict(d.get("counts", {})),
         )
 
 

@@ -1,0 +1,102 @@
+"""The `molmo-eval` command line: a thin shell over `molmo_eval.runner` and the sub-command modules.
+
+``molmo-eval [run flags]`` evaluates (lmms-eval-style flags); ``molmo-eval COMMAND ...`` runs a
+sub-command (tasks, models, score, data, gate, ...). Errors meant for users print as one line and
+exit 2 (bad configuration or input) without a traceback unless ``--debug``; a run exits 1 when a
+task failed or ``--max-failures`` was reached. Heavy modules are imported only by the handlers
+that need them, so ``--help`` and ``tasks`` stay fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from molmo_eval import __version__
+from molmo_eval.errors import MolmoEvalError
+
+# sub-command name -> module defining add_parser(subparsers); modules that are not installed are skipped
+COMMANDS = {
+    "run": "molmo_eval.commands.run",
+    "tasks": "molmo_eval.commands.listing",
+    "models": "molmo_eval.commands.listing",
+    "score": "molmo_eval.commands.score",
+    "data": "molmo_eval.commands.data",
+    "train": "molmo_eval.commands.train",
+    "ablate": "molmo_eval.commands.ablate",
+    "report": "molmo_eval.commands.report",
+    "gate": "molmo_eval.commands.gate",
+    "serve": "molmo_eval.commands.serve",
+    "export": "molmo_eval.commands.export",
+}
+
+
+def _available() -> dict[str, Any]:
+    mods: dict[str, Any] = {}
+    for name, modname in COMMANDS.items():
+        try:
+            mods[name] = importlib.import_module(modname)
+        except ModuleNotFoundError as e:
+            if e.name != modname:
+                raise
+    return mods
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from molmo_eval.commands import run as run_cmd
+
+    mods = _available()
+    others = [n for n in mods if n != "run"]
+    parser = argparse.ArgumentParser(
+        prog="molmo-eval",
+        description="Evaluate vision-language models on VQAv2, GQA, TextVQA, RefCOCO(+/g), PointQA, MMBench "
+                    "and POPE with official-parity scorers. Without a COMMAND, evaluates (flags below).",
+        epilog="commands: " + ", ".join(others) + "  (molmo-eval COMMAND --help for each)",
+    )
+    parser.add_argument("--version", action="version", version=f"molmo-eval {__version__}")
+    run_cmd.add_run_arguments(parser)
+    parser.set_defaults(func=run_cmd.handle)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    done: set[int] = set()
+    for name in others + ["run"]:
+        mod = mods[name]
+        if id(mod) in done:
+            continue
+        done.add(id(mod))
+        mod.add_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args_list
+    try:
+        parser = build_parser()
+        if not args_list:
+            parser.print_help(sys.stderr)
+            return 2
+        args = parser.parse_args(args_list)
+        return int(args.func(args) or 0)
+    except MolmoEvalError as e:
+        if debug:
+            raise
+        print(f"molmo-eval: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("\nmolmo-eval: interrupted; finished batches are cached, so the same command resumes",
+              file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+def path_arg(text: str) -> Path:
+    return Path(text).expanduser()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,144 @@
+"""`molmo-eval score`: metrics without a model.
+
+- ``--run DIR``: re-score a run's saved samples with the current metric code (a changed metric
+  never needs the model again; cached outputs stay valid).
+- ``--task T --predictions FILE``: score predictions written by other tools in the benchmark's
+  usual results format (see each task's `read_predictions`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from molmo_eval.errors import ConfigError, DataError
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("score", help="re-score a run, or score another tool's predictions, without a model",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--run", type=Path, metavar="DIR", help="a run directory (results.json + samples.jsonl)")
+    p.add_argument("--task", metavar="T", help="task of the --predictions file")
+    p.add_argument("--predictions", type=Path, metavar="FILE", help="predictions in the benchmark's format")
+    p.add_argument("--data-root", type=Path, metavar="DIR", help="data root (default: the embedded mini world)")
+    p.add_argument("--split", metavar="S", help="split of the predictions (default: the task's first default)")
+    p.add_argument("--variant", metavar="V", help="metric variant (default: official / the run's own)")
+    p.add_argument("--allow-missing", action="store_true",
+                   help="score questions without a prediction as wrong instead of failing")
+    p.add_argument("--output-path", type=Path, metavar="DIR", help="write the re-scored run here")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples (0: no CIs)")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    p.set_defaults(func=handle)
+
+
+def handle(args: argparse.Namespace) -> int:
+    if (args.run is None) == (args.predictions is None):
+        raise ConfigError("score: give either --run DIR or --task T --predictions FILE")
+    return rescore_run(args) if args.run is not None else score_predictions(args)
+
+
+def rescore_run(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from molmo_eval import records, registry
+    from molmo_eval.scoring import sample_from_line, score_one, summarize_task
+    from molmo_eval.summary import print_table
+    from molmo_eval.types import CoordSpace, Generation
+
+    run = records.read_run(args.run)
+    space = CoordSpace(run.record.model.coord_space)
+    by_task: dict[str, list[dict[str, Any]]] = {}
+    for line in run.samples():
+        by_task.setdefault(line["task"], []).append(line)
+    results, all_lines = {}, []
+    for name, old in run.record.tasks.items():
+        task = registry.get_task(name, args.variant or old.variant)
+        lines = by_task.get(name, [])
+        samples, scores, n_unparseable = [], [], 0
+        for line in lines:
+            s = sample_from_line(line)
+            failed = line.get("error") or line.get("output") is None
+            gen = None if failed else Generation.from_json(line["output"])
+            answer, sc = score_one(task, s, gen, space)
+            n_unparseable += int(answer is not None and not answer.parse_ok)
+            samples.append(s)
+            scores.append(sc)
+            line["answer"] = None if answer is None else answer.to_json()
+        tr, final = summarize_task(task, samples, scores, seed=args.seed, n_boot=args.bootstrap,
+                                   n_failed=old.n_failed, n_unparseable=n_unparseable,
+                                   digests=old.data_digests, seconds=old.seconds)
+        for line, sc in zip(lines, final):
+            line["scores"] = {k: (None if v != v else v) for k, v in sc.values.items()}
+            line["fields"] = dict(sc.fields)
+        results[name] = tr
+        all_lines.extend(lines)
+    record = replace(run.record, tasks=results)
+    if args.output_path is not None:
+        from molmo_eval.summary import markdown_report
+
+        records.write_samples(args.output_path, all_lines)
+        records.atomic_write(args.output_path / records.REPORT, markdown_report(record))
+        records.write_record(args.output_path, record)
+    if args.json:
+        print(json.dumps(record.to_json(), indent=2))
+    else:
+        print_table(record)
+    return 0
+
+
+def score_predictions(args: argparse.Namespace) -> int:
+    from molmo_eval import registry
+    from molmo_eval.scoring import score_one, summarize_task
+
+    if not args.task:
+        raise ConfigError("score --predictions: --task is required")
+    task = registry.get_task(args.task, args.variant)
+    split = task.check_split(args.split) if args.split else task.default_splits[0]
+    if args.data_root is not None:
+        root = args.data_root
+    else:
+        from molmo_eval.embedded import default_data_root
+
+        root = default_data_root()
+    samples = task.load(root / task.data_dir, split)
+    preds = task.read_predictions(args.predictions, samples)
+    missing = [s.id for s in samples if s.uid not in preds]
+    if missing and not args.allow_missing:
+        raise DataError(f"{len(missing)} of {len(samples)} questions have no prediction (first: "
+                        f"{', '.join(missing[:5])}); pass --allow-missing to score them as wrong",
+                        path=args.predictions)
+    scores, n_unparseable = [], 0
+    space = task.prediction_space()
+    for s in samples:
+        answer, sc = score_one(task, s, preds.get(s.uid), space)
+        n_unparseable += int(answer is not None and not answer.parse_ok)
+        scores.append(sc)
+    tr, _ = summarize_task(task, samples, scores, seed=args.seed, n_boot=args.bootstrap, n_failed=len(missing),
+                           n_unparseable=n_unparseable)
+    if args.json:
+        primary = tr.primary_metric
+        out = {"task": task.name, "split": split, "variant": task.variant, "n": tr.n,
+               "missing": len(missing),
+               "metrics": {k: _val(v.value) for k, v in tr.metrics.items()},
+               "breakdowns": {g: {k: _val(ms[primary].value) for k, ms in keys.items() if primary in ms}
+                              for g, keys in tr.breakdowns.items()}}
+        print(json.dumps(out, indent=2))
+    else:
+        from molmo_eval.summary import pct
+
+        print(f"{task.name} / {split} ({task.variant}): n={tr.n}, missing={len(missing)}")
+        for k, v in tr.metrics.items():
+            ci = "" if v.ci_low is None else f"  [{pct(v.ci_low)}, {pct(v.ci_high)}]"
+            print(f"  {k:<20} {pct(v.value):>7}{ci}")
+    if missing:
+        print(f"note: {len(missing)} questions had no prediction and were scored as wrong", file=sys.stderr)
+    return 0
+
+
+def _val(v: float) -> float | None:
+    return None if v != v else v

@@ -1,0 +1,151 @@
+"""The run configuration: built once at the edge (CLI flags, a TOML file, or Python keywords) into
+one typed, validated `RunConfig` that is passed down. Every problem is reported at once.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from molmo_eval.errors import ConfigError
+
+DEFAULT_MODEL = "reference"
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    tasks: tuple[str, ...]
+    model: str = DEFAULT_MODEL
+    model_args: Mapping[str, str] = field(default_factory=dict)
+    batch_size: int = 8
+    limit: int | None = None  # first N samples of each split
+    seed: int = 0
+    output_path: Path | None = None
+    log_samples: bool = True
+    max_failures: int | None = None  # stop the run once this many samples failed (None: no limit)
+    device: str | None = None
+    use_cache: bool = True
+    cache_dir: Path | None = None
+    data_root: Path | None = None  # None: the embedded mini world
+    data_dirs: Mapping[str, Path] = field(default_factory=dict)  # per-task folder overrides
+    splits: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # task (or "*") -> splits
+    variants: Mapping[str, str] = field(default_factory=dict)  # task (or "*") -> variant
+    prompt_style: str | None = None  # None: the model's own
+    bootstrap: int = 1000  # bootstrap resamples per metric (0: no CIs)
+    workers: int = 4  # image-loading threads
+    debug: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if isinstance(v, Path):
+                v = str(v)
+            elif isinstance(v, Mapping):
+                v = {k: (str(x) if isinstance(x, Path) else list(x) if isinstance(x, tuple) else x)
+                     for k, x in v.items()}
+                if f.name == "model_args":
+                    v = redact(v)
+            elif isinstance(v, tuple):
+                v = list(v)
+            out[f.name] = v
+        return out
+
+
+SECRET_WORDS = ("key", "token", "secret", "password")
+
+
+def redact(args: Mapping[str, str]) -> dict[str, str]:
+    """Model arguments safe to record: anything that looks like a secret is masked."""
+    return {k: ("***" if any(w in k.lower() for w in SECRET_WORDS) and not k.lower().endswith("_env") else v)
+            for k, v in args.items()}
+
+
+def parse_kv(text: str, flag: str) -> dict[str, str]:
+    """``k=v,k2=v2`` -> dict. Values may not contain commas (as in lmms-eval's --model_args)."""
+    out: dict[str, str] = {}
+    for item in filter(None, (s.strip() for s in text.split(","))):
+        if "=" not in item:
+            raise ConfigError(f"{flag}: {item!r} is not key=value")
+        k, v = item.split("=", 1)
+        out[k.strip()] = v.strip()
+    return out
+
+
+def parse_scoped(values: Sequence[str], flag: str) -> dict[str, str]:
+    """``--split val`` (every task) or ``--split refcoco=testA,pope=random`` -> {task|"*": value}."""
+    out: dict[str, str] = {}
+    for text in values:
+        for item in filter(None, (s.strip() for s in text.split(","))):
+            if "=" in item:
+                k, v = item.split("=", 1)
+                out[k.strip()] = v.strip()
+            else:
+                out["*"] = item
+    return out
+
+
+def build(tasks: str | Sequence[str], **kw: Any) -> RunConfig:
+    """Validate and build a RunConfig from Python values (the CLI and TOML files come through here)."""
+    problems: list[str] = []
+    names = [t.strip() for t in (tasks.split(",") if isinstance(tasks, str) else tasks) if t and t.strip()]
+    if not names:
+        problems.append("--tasks: give at least one task (see `molmo-eval tasks`)")
+    if len(set(names)) != len(names):
+        problems.append(f"--tasks: a task is named twice in {','.join(names)}")
+    kw = dict(kw)
+    for key in ("batch_size", "workers"):
+        if key in kw and kw[key] is not None and (not isinstance(kw[key], int) or kw[key] < 1):
+            problems.append(f"--{key.replace('_', '-')}: expected a positive integer, got {kw[key]!r}")
+    for key in ("limit", "max_failures", "bootstrap"):
+        if kw.get(key) is not None and (not isinstance(kw[key], int) or kw[key] < 0):
+            problems.append(f"--{key.replace('_', '-')}: expected a non-negative integer, got {kw[key]!r}")
+    for key in ("output_path", "cache_dir", "data_root"):
+        if kw.get(key) is not None:
+            kw[key] = Path(kw[key]).expanduser()
+    if kw.get("data_root") is not None and not kw["data_root"].is_dir():
+        problems.append(f"--data-root: {kw['data_root']} is not a directory")
+    dirs = {k: Path(v).expanduser() for k, v in (kw.get("data_dirs") or {}).items()}
+    for k, p in dirs.items():
+        if not p.is_dir():
+            problems.append(f"--data-root {k}={p}: not a directory")
+    kw["data_dirs"] = dirs
+    splits = kw.get("splits") or {}
+    kw["splits"] = {k: tuple(v.split("+")) if isinstance(v, str) else tuple(v) for k, v in splits.items()}
+    kw["variants"] = dict(kw.get("variants") or {})
+    kw["model_args"] = {str(k): str(v) for k, v in (kw.get("model_args") or {}).items()}
+    for scope, what in ((kw["splits"], "--split"), (kw["variants"], "--variant"), (dirs, "--data-root")):
+        for k in scope:
+            if k != "*" and k not in names:
+                problems.append(f"{what} {k}=...: {k!r} is not among --tasks {','.join(names)}")
+    known = {f.name for f in fields(RunConfig)}
+    unknown = sorted(set(kw) - known)
+    if unknown:
+        problems.append(f"unknown setting(s): {', '.join(unknown)}")
+    if problems:
+        raise ConfigError(problems)
+    clean = {k: v for k, v in kw.items() if v is not None or k in ("limit", "max_failures", "output_path",
+                                                                     "cache_dir", "data_root", "device",
+                                                                     "prompt_style")}
+    return RunConfig(tasks=tuple(names), **clean)
+
+
+def load_toml(path: Path) -> dict[str, Any]:
+    """Read a run configuration file: the same keys as the CLI flags, with underscores.
+
+    ``model_args``, ``splits``, ``variants`` and ``data_dirs`` are TOML tables."""
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"--config: {path} not found") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"--config {path}: invalid TOML ({e})") from None
+    return data
+
+
+def with_overrides(cfg: RunConfig, **kw: Any) -> RunConfig:
+    return replace(cfg, **kw)

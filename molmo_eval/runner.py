@@ -1,0 +1,361 @@
+"""The evaluation pipeline (DESIGN §3), as a straight line of short stages:
+
+    resolve model and tasks -> load every split (all data errors reported before any model call)
+    -> for each batch: load images (background threads) -> build requests -> cache lookup
+       -> model.generate on misses -> cache commit -> parse + score
+    -> finalize + aggregate (bootstrap CIs) -> RunRecord -> results.json, samples.jsonl, report.md
+
+The cache is committed after every batch, so a run killed at any point and started again
+finishes with exactly the samples and metrics of an uninterrupted run. `evaluate` is the Python
+API; the CLI is a thin shell over `run`.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import platform
+import sys
+import time
+import uuid
+from collections import deque
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from molmo_eval import __version__, registry
+from molmo_eval.cache import ResponseCache, default_cache_dir, request_key
+from molmo_eval.config import RunConfig, build
+from molmo_eval.data import file_digest, load_image
+from molmo_eval.errors import ConfigError, DataError, MolmoEvalError
+from molmo_eval.model import Model
+from molmo_eval.progress import Progress
+from molmo_eval.records import write_record, write_samples
+from molmo_eval.scoring import sample_line, score_one, summarize_task
+from molmo_eval.task import Task
+from molmo_eval.types import Generation, Image, ModelInfo, Request, RunRecord, Sample, SampleScore, TaskResult
+
+PREFETCH_BATCHES = 2
+
+
+@dataclass
+class PreparedTask:
+    task: Task
+    data_dir: Path
+    samples: list[Sample]
+    digests: dict[str, str]
+
+
+@dataclass
+class Outcome:
+    """What a run produced: the record, where it was written, and its per-sample lines."""
+
+    record: RunRecord
+    run_dir: Path | None
+    lines: list[dict[str, Any]] = field(default_factory=list)
+    model_calls: int = 0  # requests sent to the model (0 for a finished run re-run from cache)
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.record.status == "ok" else 1
+
+
+# --- public API ------------------------------------------------------------------------------
+
+def evaluate(tasks: str | Sequence[str], model: str | Model = "reference", *,
+             model_args: dict[str, str] | None = None, progress: bool = False, **settings: Any) -> RunRecord:
+    """Evaluate ``model`` (a registered name or a `Model` object) on ``tasks`` and return the record.
+
+    ``settings`` are RunConfig fields: batch_size, limit, seed, output_path, data_root, splits,
+    variants, max_failures, use_cache, cache_dir, bootstrap, ... (see `molmo_eval.config`)."""
+    name = model if isinstance(model, str) else model.name
+    cfg = build(tasks, model=name, model_args=model_args or {}, **settings)
+    return run(cfg, model=None if isinstance(model, str) else model, show_progress=progress).record
+
+
+def run(cfg: RunConfig, *, model: Model | None = None, show_progress: bool = True) -> Outcome:
+    t0 = time.perf_counter()
+    timings: dict[str, float] = {}
+    prepared = prepare_tasks(cfg)  # bad input fails fast, before a model is loaded
+    timings["data_load"] = time.perf_counter() - t0
+    model = model or make_model(cfg)
+    timings["model_load"] = time.perf_counter() - t0 - timings["data_load"]
+    cache = open_cache(cfg, model)
+    results: dict[str, TaskResult] = {}
+    lines: list[dict[str, Any]] = []
+    errors: list[str] = []
+    n_failed_total = 0
+    calls = hits = 0
+    stopped = False
+    with Progress(enabled=show_progress) as prog, ThreadPoolExecutor(cfg.workers, "molmo-img") as pool:
+        for p in prepared:
+            if stopped:
+                errors.append(f"{p.task.name}: not run (--max-failures reached earlier)")
+                continue
+            limit = None if cfg.max_failures is None else cfg.max_failures - n_failed_total
+            tr = run_task(p, model, cache, cfg, pool, prog, failure_budget=limit)
+            calls += tr.calls
+            hits += tr.hits
+            n_failed_total += tr.n_failed
+            lines.extend(tr.lines)
+            if tr.stopped:
+                stopped = True
+                errors.append(f"{p.task.name}: stopped after {tr.n_failed} failed samples "
+                              f"(--max-failures {cfg.max_failures})")
+            if tr.result is not None:
+                results[p.task.name] = tr.result
+                if tr.result.n and tr.n_failed == tr.result.n:
+                    errors.append(f"{p.task.name}: every sample failed ({tr.first_error})")
+    if cache is not None:
+        cache.close()
+    timings["total"] = time.perf_counter() - t0
+    record = RunRecord(
+        run_id=uuid.uuid4().hex[:12], created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        status="failed" if errors else "ok", config=cfg.to_json(), versions=versions(),
+        model=ModelInfo(model.name, model.fingerprint, model.coord_space.value,
+                        {k: v for k, v in cfg.to_json()["model_args"].items()}),
+        tasks=results, timings=timings, n_failed=n_failed_total, errors=tuple(errors),
+        counts={"samples": len(lines), "model_calls": calls, "cache_hits": hits},
+    )
+    run_dir = write_run(cfg, record, lines)
+    return Outcome(record, run_dir, lines, calls)
+
+
+# --- stages ----------------------------------------------------------------------------------
+
+def make_model(cfg: RunConfig) -> Model:
+    factory = registry.model_factory(cfg.model)
+    kwargs = dict(cfg.model_args)
+    if cfg.device is not None:
+        kwargs["device"] = cfg.device
+    try:
+        model = factory(**kwargs)
+    except TypeError as e:
+        raise ConfigError(f"--model-args for model {cfg.model!r}: {e}") from None
+    return model
+
+
+def resolve_tasks(cfg: RunConfig) -> list[Task]:
+    tasks, problems = [], []
+    for name in cfg.tasks:
+        try:
+            tasks.append(registry.get_task(name, cfg.variants.get(name, cfg.variants.get("*"))))
+        except MolmoEvalError as e:
+            problems.append(str(e))
+    if problems:
+        raise ConfigError(problems)
+    return tasks
+
+
+def task_splits(task: Task, cfg: RunConfig) -> tuple[str, ...]:
+    chosen = cfg.splits.get(task.name) or cfg.splits.get("*") or task.default_splits
+    return tuple(task.check_split(s) for s in chosen)
+
+
+def task_dir(task: Task, cfg: RunConfig) -> Path:
+    if task.name in cfg.data_dirs:
+        return cfg.data_dirs[task.name]
+    root = cfg.data_root
+    if root is None:
+        from molmo_eval.embedded import default_data_root
+
+        root = default_data_root()
+    return root / task.data_dir
+
+
+def prepare_tasks(cfg: RunConfig) -> list[PreparedTask]:
+    """Load every split of every task up front, so that bad input fails before any model call."""
+    problems: list[MolmoEvalError] = []
+    out: list[PreparedTask] = []
+    for task in resolve_tasks(cfg):
+        try:
+            splits = task_splits(task, cfg)
+            d = task_dir(task, cfg)
+            samples: list[Sample] = []
+            digests: dict[str, str] = {}
+            for split in splits:
+                loaded = task.load(d, split)
+                samples.extend(loaded[: cfg.limit] if cfg.limit is not None else loaded)
+                for f in task.data_files(d, split):
+                    digests[f.name] = file_digest(f)
+            out.append(PreparedTask(task, d, samples, digests))
+        except MolmoEvalError as e:
+            problems.append(e)
+    if len(problems) == 1:
+        raise problems[0]
+    if problems:
+        raise ConfigError([str(e) for e in problems])
+    return out
+
+
+def open_cache(cfg: RunConfig, model: Model) -> ResponseCache | None:
+    if not cfg.use_cache:
+        return None
+    return ResponseCache(cfg.cache_dir or default_cache_dir(), model.fingerprint)
+
+
+@dataclass
+class TaskOutcome:
+    result: TaskResult | None
+    lines: list[dict[str, Any]]
+    n_failed: int
+    calls: int
+    hits: int
+    stopped: bool
+    first_error: str = ""
+
+
+def run_task(p: PreparedTask, model: Model, cache: ResponseCache | None, cfg: RunConfig,
+             pool: ThreadPoolExecutor, prog: Progress, *, failure_budget: int | None) -> TaskOutcome:
+    task, t0, samples = p.task, time.perf_counter(), p.samples
+    style = cfg.prompt_style or model.prompt_style
+    settings = task.generation_settings()
+    scores: list[SampleScore] = []
+    lines: list[dict[str, Any]] = []
+    n_failed = n_unparseable = calls = hits = 0
+    first_error = ""
+    stopped = False
+    prog.start(f"{task.name}", len(samples))
+    batches = [samples[i:i + cfg.batch_size] for i in range(0, len(samples), cfg.batch_size)]
+    for batch, images in prefetch(batches, pool, model.needs_pixels):
+        reqs: list[Request | None] = []
+        errs: list[str | None] = []
+        for s, im in zip(batch, images):
+            if isinstance(im, BaseException):
+                reqs.append(None)
+                errs.append(f"image: {im}")
+                continue
+            reqs.append(Request(uid=s.uid, prompt=task.prompt(s, style), images=() if im is None else (im,),
+                                settings=settings, answer_kind=task.answer_kind, sample_id=s.id, task=task.name))
+            errs.append(None)
+        gens, cached, n_calls = generate_cached(model, cache, reqs)
+        calls += n_calls
+        hits += sum(cached)
+        b_failed = 0
+        for s, req, im, gen, err, hit in zip(batch, reqs, images, gens, errs, cached):
+            err = err or (gen.error if gen is not None else None)
+            size = im.size if isinstance(im, Image) else None
+            answer, score = score_one(task, s, None if err else gen, model.coord_space, size)
+            if err:
+                b_failed += 1
+                first_error = first_error or err
+            elif answer is not None and not answer.parse_ok:
+                n_unparseable += 1
+            scores.append(score)
+            if size is not None and s.image_size is None:
+                s = _with_size(s, size)
+            lines.append(sample_line(s, req.prompt if req else task.prompt(s, style), gen, answer, score,
+                                     error=err, cached=hit))
+        n_failed += b_failed
+        prog.advance(len(batch), failed=b_failed)
+        if failure_budget is not None and n_failed > failure_budget:
+            stopped = True
+            break
+    prog.finish()
+    done = samples[: len(scores)]
+    result, final = summarize_task(task, done, scores, seed=cfg.seed, n_boot=cfg.bootstrap, n_failed=n_failed,
+                                   n_unparseable=n_unparseable, digests=p.digests,
+                                   seconds=time.perf_counter() - t0)
+    for line, sc in zip(lines, final):  # finalize may add cross-sample columns
+        line["scores"] = {k: (None if v != v else v) for k, v in sc.values.items()}
+        line["fields"] = dict(sc.fields)
+    return TaskOutcome(result, lines, n_failed, calls, hits, stopped, first_error)
+
+
+def _with_size(s: Sample, size: tuple[int, int]) -> Sample:
+    from dataclasses import replace
+
+    return replace(s, image_size=size)
+
+
+def prefetch(batches: Sequence[Sequence[Sample]], pool: ThreadPoolExecutor, decode: bool
+             ) -> Iterator[tuple[Sequence[Sample], list[Image | BaseException | None]]]:
+    """Yield each batch with its loaded images while the next batches load in the background."""
+
+    def submit(batch: Sequence[Sample]) -> list[Future[Image] | None]:
+        return [None if s.image is None else pool.submit(load_image, s.image, decode) for s in batch]
+
+    queue: deque[tuple[Sequence[Sample], list[Future[Image] | None]]] = deque()
+    it = iter(batches)
+    for b in it:
+        queue.append((b, submit(b)))
+        if len(queue) >= PREFETCH_BATCHES:
+            break
+    while queue:
+        batch, futs = queue.popleft()
+        nxt = next(it, None)
+        if nxt is not None:
+            queue.append((nxt, submit(nxt)))
+        images: list[Image | BaseException | None] = []
+        for f in futs:
+            if f is None:
+                images.append(None)
+                continue
+            try:
+                images.append(f.result())
+            except Exception as e:  # recorded as this sample's failure
+                images.append(e)
+        yield batch, images
+
+
+def generate_cached(model: Model, cache: ResponseCache | None, reqs: Sequence[Request | None]
+                    ) -> tuple[list[Generation | None], list[bool], int]:
+    """Cached outputs where present, the model for the rest; new outputs committed at once."""
+    extra = getattr(model, "cache_extra", None)
+    keys = [None if r is None else request_key(model.fingerprint, r, extra(r) if extra else "") for r in reqs]
+    hits = cache.get_many([k for k in keys if k is not None]) if cache is not None else {}
+    todo = [i for i, (r, k) in enumerate(zip(reqs, keys)) if r is not None and k not in hits]
+    new = generate_safe(model, [reqs[i] for i in todo]) if todo else []  # type: ignore[misc]
+    if cache is not None and new:
+        cache.put_many((keys[i], g) for i, g in zip(todo, new))  # type: ignore[misc]
+    gens: list[Generation | None] = [None if k is None else hits.get(k) for k in keys]
+    for i, g in zip(todo, new):
+        gens[i] = g
+    cached = [k is not None and k in hits for k in keys]
+    return gens, cached, len(todo)
+
+
+def generate_safe(model: Model, reqs: Sequence[Request]) -> list[Generation]:
+    """Batch generation; if the batch raises, retry sample by sample so one bad sample fails alone."""
+    try:
+        gens = model.generate(reqs)
+        if len(gens) != len(reqs):
+            raise RuntimeError(f"model returned {len(gens)} generations for {len(reqs)} requests")
+        return list(gens)
+    except MolmoEvalError:
+        raise
+    except Exception as e:
+        if len(reqs) == 1:
+            return [Generation(text="", error=f"{type(e).__name__}: {e}")]
+        return [generate_safe(model, [r])[0] for r in reqs]
+
+
+# --- record ----------------------------------------------------------------------------------
+
+def versions() -> dict[str, str]:
+    out = {"molmo_eval": __version__, "python": platform.python_version()}
+    for mod in ("numpy", "scipy", "torch", "transformers", "PIL"):
+        m = sys.modules.get(mod)
+        if m is not None and hasattr(m, "__version__"):
+            out[mod] = str(m.__version__)
+    return out
+
+
+def default_output_path(cfg: RunConfig) -> Path:
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    return Path("runs") / f"{stamp}_{cfg.model}"
+
+
+def write_run(cfg: RunConfig, record: RunRecord, lines: list[dict[str, Any]]) -> Path:
+    from molmo_eval.summary import markdown_report
+    from molmo_eval.records import REPORT, atomic_write
+
+    run_dir = cfg.output_path or default_output_path(cfg)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if cfg.log_samples:
+        write_samples(run_dir, lines)
+    atomic_write(run_dir / REPORT, markdown_report(record))
+    write_record(run_dir, record)  # last: its presence marks a complete run directory
+    return run_dir
+

@@ -1,0 +1,65 @@
+"""Parse -> score -> aggregate for one task, shared by the runner, `molmo-eval score --run` (re-scoring
+saved samples) and `molmo-eval score --predictions` (scoring files written by other tools).
+
+Nothing here calls a model: it turns Generations into SampleScores and a TaskResult.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from molmo_eval import stats
+from molmo_eval.task import ParseContext, Task
+from molmo_eval.types import Answer, CoordSpace, Generation, Sample, SampleScore, TaskResult
+
+
+def score_one(task: Task, sample: Sample, gen: Generation | None, space: CoordSpace,
+              image_size: tuple[int, int] | None = None) -> tuple[Answer | None, SampleScore]:
+    """Score one sample; a missing or failed generation scores as an unparseable answer."""
+    if gen is None or gen.error is not None:
+        return None, task.failed_score(sample)
+    ctx = ParseContext(space=space, image_size=image_size or sample.image_size)
+    answer = task.parse(sample, gen, ctx)
+    return answer, task.score(sample, answer)
+
+
+def summarize_task(task: Task, samples: Sequence[Sample], scores: Sequence[SampleScore], *, seed: int,
+                   n_boot: int, n_failed: int, n_unparseable: int, digests: Mapping[str, str] | None = None,
+                   seconds: float = 0.0) -> tuple[TaskResult, list[SampleScore]]:
+    """Finalize cross-sample columns, aggregate with bootstrap CIs and build the TaskResult."""
+    final = task.finalize(samples, scores)
+    cols = stats.columns(samples, final)
+    overall, groups = stats.summarize(task.metrics(), cols, task.breakdowns, seed=seed, label=task.name,
+                                      n_boot=n_boot, split_only=task.split_metrics())
+    splits = tuple(dict.fromkeys(s.split for s in samples))
+    result = TaskResult(
+        task=task.name, splits=splits, variant=task.variant, version=task.version, n=len(samples),
+        metrics=overall, breakdowns=groups, n_failed=n_failed, n_unparseable=n_unparseable,
+        primary_metric=task.primary_metric, data_digests=dict(digests or {}), seconds=seconds,
+    )
+    return result, final
+
+
+def sample_line(sample: Sample, prompt: str, gen: Generation | None, answer: Answer | None,
+                score: SampleScore, *, error: str | None, cached: bool) -> dict[str, Any]:
+    return {
+        "uid": sample.uid, "task": sample.task, "split": sample.split, "id": sample.id,
+        "prompt": prompt,
+        "output": None if gen is None else gen.to_json(),
+        "answer": None if answer is None else answer.to_json(),
+        "scores": {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in score.values.items()},
+        "fields": dict(score.fields), "meta": dict(sample.meta), "target": dict(sample.target),
+        "prompt_fields": dict(sample.prompt_fields),
+        "image_size": None if sample.image_size is None else list(sample.image_size),
+        "error": error, "cached": cached,
+    }
+
+
+def sample_from_line(line: Mapping[str, Any]) -> Sample:
+    """Rebuild a Sample (without its image) from a samples.jsonl line, for re-scoring."""
+    size = line.get("image_size")
+    return Sample(id=str(line["id"]), task=line["task"], split=line["split"], image=None,
+                  prompt_fields=line.get("prompt_fields") or {}, target=line.get("target") or {},
+                  meta=line.get("meta") or {}, image_size=None if size is None else (int(size[0]), int(size[1])))

@@ -1,0 +1,134 @@
+"""The command line: exit codes, one-line errors, listing, re-scoring, speed-sensitive imports."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from toy import oracle_text
+
+from molmo_eval.cli import main
+
+HERE = Path(__file__).parent
+
+
+def toy_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(HERE / "toy_cli.py"), *args], capture_output=True, text=True,
+                          timeout=120)
+
+
+def write_outputs(root: Path, path: Path, n: int = 40, wrong_every: int = 5) -> Path:
+    with open(path, "w") as f:
+        for i in range(n):
+            text = "purple" if i % wrong_every == 0 else oracle_text(f"toy/a/{i}", root)
+            f.write(json.dumps({"id": str(i), "text": text}) + "\n")
+    return path
+
+
+def test_run_exit_0_prints_table_and_writes_run(toy_root, tmp_path):
+    outputs = write_outputs(toy_root, tmp_path / "o.jsonl")
+    r = toy_cli("--tasks", "toy", "--model", "scripted", "--model-args", f"outputs={outputs}",
+                "--data-root", str(toy_root), "--output-path", str(tmp_path / "run"), "--cache-dir",
+                str(tmp_path / "c"))
+    assert r.returncode == 0, r.stderr
+    assert "accuracy" in r.stdout and "80.00" in r.stdout
+    assert "[molmo-eval] toy: 40 samples" in r.stderr  # plain progress when not a TTY
+    assert json.loads((tmp_path / "run" / "results.json").read_text())["status"] == "ok"
+
+
+def test_missing_scripted_outputs_fail_the_task_with_exit_1(toy_root, tmp_path):
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    r = toy_cli("--tasks", "toy", "--model", "scripted", "--model-args", f"outputs={empty}",
+                "--data-root", str(toy_root), "--output-path", str(tmp_path / "run"), "--no-cache")
+    assert r.returncode == 1
+    assert "every sample failed (no scripted output for sample toy/a/0)" in r.stdout
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--tasks", "tyo", "--model", "scripted", "--model-args", "outputs=x"], "did you mean 'toy'"),
+    (["--tasks", "toy", "--model", "scriptd"], "unknown model 'scriptd'"),
+    (["--tasks", "toy", "--model", "scripted", "--model-args", "outputs"], "--model-args: 'outputs' is not key=value"),
+    (["--tasks", "toy", "--model", "scripted", "--model-args", "outputs=/nonexistent.jsonl"], "file not found"),
+    (["--model", "scripted"], "--tasks: give the tasks"),
+    (["--tasks", "toy", "--batch-size", "0", "--model", "scripted"], "--batch-size: expected a positive integer"),
+])
+def test_bad_configuration_exits_2_with_one_line_and_no_traceback(args, message, toy_root):
+    r = toy_cli(*args, "--data-root", str(toy_root))
+    assert r.returncode == 2
+    assert message in r.stderr
+    assert "Traceback" not in r.stderr and r.stderr.count("\n") == 1
+
+
+def test_debug_shows_the_traceback(toy_root):
+    r = toy_cli("--tasks", "tyo", "--model", "scripted", "--model-args", "outputs=x", "--debug")
+    assert r.returncode != 0 and "Traceback" in r.stderr
+
+
+def test_bad_data_names_file_and_field(toy_root, tmp_path):
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    (toy_root / "toy" / "questions_a.json").write_text('[{"id": "x", "image": "images/a_0.png", "answer": "red"}]')
+    r = toy_cli("--tasks", "toy", "--model", "scripted", "--model-args", f"outputs={empty}",
+                "--data-root", str(toy_root), "--no-cache")
+    assert r.returncode == 2
+    assert "questions_a.json, record 0, field 'id': has type str (expected int)" in r.stderr
+
+
+def test_image_path_escaping_the_data_root_is_refused(toy_root):
+    (toy_root / "toy" / "questions_a.json").write_text('[{"id": 0, "image": "../../etc/passwd", "answer": "red"}]')
+    r = toy_cli("--tasks", "toy", "--model", "scripted", "--model-args", "outputs=unused.jsonl",
+                "--data-root", str(toy_root), "--no-cache")
+    assert r.returncode == 2 and "escapes the data root" in r.stderr
+
+
+def test_score_run_recomputes_with_another_variant(toy_root, tmp_path):
+    outputs = tmp_path / "o.jsonl"
+    with open(outputs, "w") as f:
+        for i in range(40):
+            f.write(json.dumps({"id": str(i), "text": "the answer is " + oracle_text(f"toy/a/{i}", toy_root)}) + "\n")
+    run = tmp_path / "run"
+    r = toy_cli("--tasks", "toy", "--model", "scripted", "--model-args", f"outputs={outputs}",
+                "--data-root", str(toy_root), "--output-path", str(run), "--no-cache", "--bootstrap", "0")
+    assert r.returncode == 0
+    assert json.loads((run / "results.json").read_text())["tasks"]["toy"]["metrics"]["accuracy"]["value"] == 0.0
+    r = toy_cli("score", "--run", str(run), "--variant", "lenient", "--json", "--output-path", str(tmp_path / "re"))
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["tasks"]["toy"]["metrics"]["accuracy"]["value"] == 1.0 and out["tasks"]["toy"]["variant"] == "lenient"
+    lines = [json.loads(x) for x in (tmp_path / "re" / "samples.jsonl").read_text().splitlines()]
+    assert all(ln["scores"]["accuracy"] == 1.0 for ln in lines) and len(lines) == 40
+
+
+def test_score_predictions_requires_coverage_unless_allowed(toy_root, tmp_path):
+    preds = tmp_path / "preds.json"
+    preds.write_text(json.dumps([{"id": i, "answer": oracle_text(f"toy/a/{i}", toy_root)} for i in range(30)]))
+    base = ["score", "--task", "toy", "--data-root", str(toy_root), "--split", "a", "--predictions", str(preds)]
+    r = toy_cli(*base, "--json")
+    assert r.returncode == 2 and "10 of 40 questions have no prediction (first: 30, 31, 32" in r.stderr
+    r = toy_cli(*base, "--json", "--allow-missing")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["metrics"]["accuracy"] == 0.75 and out["n"] == 40 and out["missing"] == 10
+    assert set(out["breakdowns"]["shade"]) == {"dark", "light"}
+
+
+def test_listing_commands_and_help_do_not_import_torch():
+    code = ("import sys; from molmo_eval.cli import main; "
+            "rc = [main(a) for a in (['tasks'], ['models'])]; "
+            "print('torch' in sys.modules, rc)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip().splitlines()[-1] == "False [0, 0]"
+    assert "scripted" in r.stdout
+
+
+def test_help_exits_0(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    assert "--tasks" in out and "--model-args" in out and "score" in out

@@ -1,0 +1,152 @@
+"""The runner end to end on the toy task: results, records, cache, failures."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+from toy import ConfigFailingModel, ExplodingModel, oracle_text
+
+from molmo_eval import evaluate, records
+from molmo_eval.config import build
+from molmo_eval.errors import ConfigError, DataError, MolmoEvalError, UnknownName
+from molmo_eval.models.scripted import ScriptedModel
+from molmo_eval.runner import run
+
+
+def oracle(root: Path, wrong_every: int = 0):
+    def fn(req):
+        _, _, sid = req.uid.split("/")
+        if wrong_every and int(sid) % wrong_every == 0:
+            return "purple"
+        return oracle_text(req.uid, root)
+
+    return fn
+
+
+def test_evaluate_scores_and_writes_run(toy_task, toy_root, tmp_path):
+    model = ScriptedModel(fn=oracle(toy_root, wrong_every=4))
+    out = tmp_path / "run"
+    rec = evaluate("toy", model, data_root=toy_root, output_path=out, cache_dir=tmp_path / "c", bootstrap=200)
+    tr = rec.tasks["toy"]
+    assert tr.n == 40 and rec.status == "ok"
+    assert tr.metrics["accuracy"].value == pytest.approx(30 / 40)  # ids 0,4,...,36 wrong
+    lo, hi = tr.metrics["accuracy"].ci_low, tr.metrics["accuracy"].ci_high
+    assert lo < 0.75 < hi
+    assert set(tr.breakdowns["shade"]) == {"light", "dark"}
+    assert rec.results_block()["toy"]["accuracy,none"] == pytest.approx(0.75)
+    # files
+    back = records.read_record(out)
+    assert back.tasks["toy"].metrics["accuracy"].value == tr.metrics["accuracy"].value
+    lines = list(records.iter_samples(out))
+    assert [ln["uid"] for ln in lines] == [f"toy/a/{i}" for i in range(40)]
+    assert lines[4]["scores"] == {"accuracy": 0.0} and lines[5]["scores"] == {"accuracy": 1.0}
+    assert lines[0]["output"]["text"] == "purple" and lines[0]["image_size"] == [8, 8]
+    assert (out / "report.md").read_text().count("| toy | accuracy | 75.00") == 1
+    assert back.tasks["toy"].data_digests.keys() == {"questions_a.json"}
+
+
+def test_rerun_makes_zero_model_calls_and_same_results(toy_task, toy_root, tmp_path):
+    cfg = build("toy", model="scripted", data_root=toy_root, output_path=tmp_path / "r1",
+                cache_dir=tmp_path / "cache", bootstrap=100, batch_size=3, splits={"*": ("a", "b")})
+    m1 = ScriptedModel(fn=oracle(toy_root, 3))
+    first = run(cfg, model=m1, show_progress=False)
+    assert m1.calls == 80 and first.record.counts["model_calls"] == 80
+    m2 = ScriptedModel(fn=oracle(toy_root, 3))
+    second = run(cfg, model=m2, show_progress=False)
+    assert m2.calls == 0 and second.record.counts == {"samples": 80, "model_calls": 0, "cache_hits": 80}
+    assert second.record.tasks["toy"].metrics == first.record.tasks["toy"].metrics
+    assert [ln["scores"] for ln in second.lines] == [ln["scores"] for ln in first.lines]
+    assert set(first.record.tasks["toy"].breakdowns) == {"split", "shade"}
+
+
+def test_changing_the_variant_reuses_cached_outputs(toy_task, toy_root, tmp_path):
+    model = ScriptedModel(fn=lambda r: "it is " + oracle_text(r.uid, toy_root), fingerprint="verbose")
+    common = dict(data_root=toy_root, cache_dir=tmp_path / "cache", bootstrap=0, output_path=tmp_path / "o")
+    strict = evaluate("toy", model, **common)
+    assert strict.tasks["toy"].metrics["accuracy"].value == 0.0
+    calls = model.calls
+    lenient = evaluate("toy", model, variants={"toy": "lenient"}, **common)
+    assert model.calls == calls  # a metric change never invalidates cached outputs
+    assert lenient.tasks["toy"].metrics["accuracy"].value == 1.0
+    assert lenient.tasks["toy"].variant == "lenient"
+    assert strict.tasks["toy"].metrics["accuracy"].ci_low is None  # bootstrap=0 -> no CI
+
+
+def test_a_failing_sample_is_isolated_recorded_and_counted(toy_task, toy_root, tmp_path):
+    answers = {f"toy/a/{i}": oracle_text(f"toy/a/{i}", toy_root) for i in range(40)}
+    model = ExplodingModel(bad={"toy/a/5"}, answers=answers)
+    out = run(build("toy", model="x", data_root=toy_root, bootstrap=0, batch_size=8, use_cache=False,
+                    output_path=tmp_path / "o"), model=model, show_progress=False)
+    tr = out.record.tasks["toy"]
+    assert tr.n_failed == 1 and out.record.n_failed == 1
+    assert tr.metrics["accuracy"].value == pytest.approx(39 / 40)
+    bad = [ln for ln in out.lines if ln["error"]]
+    assert [ln["uid"] for ln in bad] == ["toy/a/5"] and "boom" in bad[0]["error"]
+    assert out.exit_code == 0  # under --max-failures (no limit): the task still scored
+
+
+def test_max_failures_stops_the_run_with_exit_code_1(toy_task, toy_root, tmp_path):
+    bad = {f"toy/a/{i}" for i in range(0, 40, 2)}
+    model = ExplodingModel(bad=bad, answers={})
+    out = run(build("toy", model="x", data_root=toy_root, bootstrap=0, batch_size=4, use_cache=False,
+                    max_failures=3, output_path=tmp_path / "o"), model=model, show_progress=False)
+    assert out.exit_code == 1 and out.record.status == "failed"
+    assert out.record.n_failed == 4 and len(out.lines) == 8  # stopped after the batch that exceeded 3
+    assert "max-failures" in out.record.errors[0]
+    assert records.read_record(tmp_path / "o").status == "failed"
+
+
+def test_unreadable_image_is_a_sample_failure(toy_task, toy_root, tmp_path):
+    (toy_root / "toy" / "images" / "a_3.png").write_bytes(b"not a png")
+    model = ScriptedModel(fn=oracle(toy_root))
+    rec = evaluate("toy", model, data_root=toy_root, bootstrap=0, use_cache=False, output_path=tmp_path / "o")
+    assert rec.tasks["toy"].n_failed == 1
+    line = next(ln for ln in records.iter_samples(tmp_path / "o") if ln["uid"] == "toy/a/3")
+    assert "unreadable image" in line["error"] and line["scores"]["accuracy"] == 0.0
+
+
+def test_model_configuration_errors_propagate(toy_task, toy_root, tmp_path):
+    with pytest.raises(MolmoEvalError, match="misconfigured"):
+        run(build("toy", model="x", data_root=toy_root, use_cache=False, output_path=tmp_path / "o"),
+            model=ConfigFailingModel(set(), {}), show_progress=False)
+
+
+def test_bad_input_fails_before_any_model_call(toy_task, toy_root, tmp_path):
+    (toy_root / "toy" / "questions_a.json").write_text('[{"id": 1, "answer": "red"}]')
+    model = ScriptedModel(fn=oracle(toy_root))
+    with pytest.raises(DataError) as e:
+        evaluate("toy", model, data_root=toy_root, use_cache=False, output_path=tmp_path / "o")
+    assert "questions_a.json" in str(e.value) and "'image'" in str(e.value) and "record 0" in str(e.value)
+    assert model.calls == 0
+
+
+def test_unknown_task_split_and_variant(toy_task, toy_root):
+    model = ScriptedModel(fn=lambda r: "")
+    with pytest.raises(ConfigError, match="did you mean 'toy'"):
+        evaluate("tyo", model, data_root=toy_root)
+    with pytest.raises(UnknownName, match="split of task 'toy'"):
+        evaluate("toy", model, data_root=toy_root, splits={"toy": ("c",)})
+    with pytest.raises(ConfigError, match="variant of task 'toy'"):
+        evaluate("toy", model, data_root=toy_root, variants={"*": "strictest"})
+
+
+def test_config_reports_every_problem_at_once(tmp_path):
+    with pytest.raises(ConfigError) as e:
+        build("a,a", batch_size=0, limit=-1, data_root=tmp_path / "missing")
+    assert len(e.value.problems) == 4
+
+
+def test_limit_and_nan_free_json(toy_task, toy_root, tmp_path):
+    model = ScriptedModel(fn=lambda r: "")
+    rec = evaluate("toy", model, data_root=toy_root, limit=5, bootstrap=50, use_cache=False,
+                   output_path=tmp_path / "o")
+    tr = rec.tasks["toy"]
+    assert tr.n == 5 and tr.n_unparseable == 5 and tr.metrics["accuracy"].value == 0.0
+    text = (tmp_path / "o" / "results.json").read_text()
+    assert "NaN" not in text
+    data = json.loads(text)
+    assert data["schema_version"] == 1 and data["n-samples"]["toy"]["effective"] == 5
+    assert not math.isnan(data["tasks"]["toy"]["metrics"]["accuracy"]["value"])

@@ -4,11 +4,12 @@ one typed, validated `RunConfig` that is passed down. Every problem is reported 
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
+
+import tomllib
 
 from molmo_eval.errors import ConfigError
 

@@ -13,6 +13,7 @@ import binascii
 import hashlib
 import io
 import json
+import os
 import pickle
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -83,13 +84,17 @@ def field(record: Any, name: str, *, path: Path, index: object, types: type | tu
 
 
 def confined(root: Path, relative: str, *, path: Path | None = None, record: object = None) -> Path:
-    """Resolve an image path from an annotation file, refusing anything outside ``root``."""
-    root_r = root.resolve()
-    target = (root_r / relative).resolve()
-    if target != root_r and root_r not in target.parents:
+    """Join an image path from an annotation file to ``root``, refusing absolute paths and ``..``
+    that lead outside it.
+
+    The check is lexical: it stops a hostile annotation file from naming ``../../etc/passwd``,
+    while symbolic links that the user placed inside the data root (an images folder linked to
+    a shared COCO copy, say) keep working."""
+    rel = os.path.normpath(relative)
+    if os.path.isabs(rel) or rel == ".." or rel.startswith(".." + os.sep):
         raise DataError(f"image path {relative!r} escapes the data root {str(root)!r}",
                         path=path, record=record, field="image")
-    return target
+    return Path(os.path.join(os.path.abspath(root), rel))
 
 
 # --- images ---------------------------------------------------------------------------------

@@ -66,8 +66,20 @@ def _clean(obj: Any) -> Any:
     return obj
 
 
+def _default(obj: Any) -> Any:
+    if hasattr(obj, "item") and callable(obj.item):  # numpy scalar
+        return obj.item()
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    raise TypeError(f"{type(obj).__name__} is not JSON serializable")
+
+
 def dumps(obj: Any) -> str:
-    return json.dumps(_clean(obj), ensure_ascii=False, allow_nan=False)
+    """One-line JSON; NaN and infinities become null (JSON has neither)."""
+    try:
+        return json.dumps(obj, ensure_ascii=False, allow_nan=False, default=_default)
+    except ValueError:  # a NaN somewhere: take the slow, cleaning path
+        return json.dumps(_clean(obj), ensure_ascii=False, allow_nan=False)
 
 
 def write_record(run_dir: Path, record: RunRecord) -> Path:

@@ -28,7 +28,7 @@ from molmo_eval import __version__, registry
 from molmo_eval.cache import ResponseCache, default_cache_dir, request_key
 from molmo_eval.config import RunConfig, build
 from molmo_eval.data import file_digest, load_image
-from molmo_eval.errors import ConfigError, DataError, MolmoEvalError
+from molmo_eval.errors import ConfigError, MolmoEvalError
 from molmo_eval.model import Model
 from molmo_eval.progress import Progress
 from molmo_eval.records import write_record, write_samples
@@ -226,7 +226,7 @@ def run_task(p: PreparedTask, model: Model, cache: ResponseCache | None, cfg: Ru
                 reqs.append(None)
                 errs.append(f"image: {im}")
                 continue
-            reqs.append(Request(uid=s.uid, prompt=task.prompt(s, style), images=() if im is None else (im,),
+            reqs.append(Request(uid=s.uid, prompt=task.prompt(s, style, space=model.coord_space), images=() if im is None else (im,),
                                 settings=settings, answer_kind=task.answer_kind, sample_id=s.id, task=task.name))
             errs.append(None)
         gens, cached, n_calls = generate_cached(model, cache, reqs)
@@ -245,7 +245,7 @@ def run_task(p: PreparedTask, model: Model, cache: ResponseCache | None, cfg: Ru
             scores.append(score)
             if size is not None and s.image_size is None:
                 s = _with_size(s, size)
-            lines.append(sample_line(s, req.prompt if req else task.prompt(s, style), gen, answer, score,
+            lines.append(sample_line(s, req.prompt if req else task.prompt(s, style, space=model.coord_space), gen, answer, score,
                                      error=err, cached=hit))
         n_failed += b_failed
         prog.advance(len(batch), failed=b_failed)
@@ -348,8 +348,8 @@ def default_output_path(cfg: RunConfig) -> Path:
 
 
 def write_run(cfg: RunConfig, record: RunRecord, lines: list[dict[str, Any]]) -> Path:
-    from molmo_eval.summary import markdown_report
     from molmo_eval.records import REPORT, atomic_write
+    from molmo_eval.summary import markdown_report
 
     run_dir = cfg.output_path or default_output_path(cfg)
     run_dir.mkdir(parents=True, exist_ok=True)

@@ -5,7 +5,8 @@ with `Task.with_variant` (``dataclasses.replace``), never by copying the class. 
 per split::
 
     load(data_root, split) -> [Sample]           read the benchmark's official files
-    prompt(sample, style) -> str                 "default" or a model family's style ("molmo")
+    prompt(sample, style, space) -> str          "default" or a family style ("molmo"); space: the
+                                                 model's point space, for prompts that carry a point
     parse(sample, generation, ctx) -> Answer     pure; unparseable -> parse_ok=False
     score(sample, answer) -> SampleScore         pure, per sample
     finalize(samples, scores) -> [SampleScore]   cross-sample columns (e.g. GQA consistency)
@@ -86,7 +87,9 @@ class Task(ABC):
 
     # --- per sample -------------------------------------------------------------------------
     @abstractmethod
-    def prompt(self, sample: Sample, style: str = "default") -> str: ...
+    def prompt(self, sample: Sample, style: str = "default", space: CoordSpace | None = None) -> str:
+        """The text sent to the model. ``space`` is the model's declared coordinate space, for prompts
+        that carry a point (Point-and-Ask); None means pixels."""
 
     def generation_settings(self) -> GenerationSettings:
         return GenerationSettings()

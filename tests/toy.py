@@ -74,7 +74,7 @@ class ToyTask(Task):
                               meta={"shade": r.get("shade", "")}))
         return out
 
-    def prompt(self, sample: Sample, style: str = "default") -> str:
+    def prompt(self, sample: Sample, style: str = "default", space=None) -> str:
         q = sample.prompt_fields["question"]
         return f"{q} Answer with one word." if style == "default" else f"toy: {q}"
 

@@ -122,8 +122,10 @@ def score_predictions(args: argparse.Namespace) -> int:
                            n_unparseable=n_unparseable)
     if args.json:
         primary = tr.primary_metric
+        if tr.metrics.get(primary) is None or tr.metrics[primary].n == 0:  # e.g. boxes under a pointing task
+            primary = next((k for k, v in tr.metrics.items() if v.n), primary)
         out = {"task": task.name, "split": split, "variant": task.variant, "n": tr.n,
-               "missing": len(missing),
+               "missing": len(missing), "breakdown_metric": primary,
                "metrics": {k: _val(v.value) for k, v in tr.metrics.items()},
                "breakdowns": {g: {k: _val(ms[primary].value) for k, ms in keys.items() if primary in ms}
                               for g, keys in tr.breakdowns.items()}}

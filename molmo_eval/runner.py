@@ -109,6 +109,10 @@ def run(cfg: RunConfig, *, model: Model | None = None, show_progress: bool = Tru
                     errors.append(f"{p.task.name}: every sample failed ({tr.first_error})")
     if cache is not None:
         cache.close()
+    model_counts = getattr(model, "counts", None)  # backends may count retries, failures, ...
+    extra = {f"model_{k}": int(v) for k, v in model_counts().items()} if callable(model_counts) else {}
+    if callable(getattr(model, "close", None)):
+        model.close()  # type: ignore[attr-defined]
     timings["total"] = time.perf_counter() - t0
     record = RunRecord(
         run_id=uuid.uuid4().hex[:12], created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -116,7 +120,7 @@ def run(cfg: RunConfig, *, model: Model | None = None, show_progress: bool = Tru
         model=ModelInfo(model.name, model.fingerprint, model.coord_space.value,
                         {k: v for k, v in cfg.to_json()["model_args"].items()}),
         tasks=results, timings=timings, n_failed=n_failed_total, errors=tuple(errors),
-        counts={"samples": len(lines), "model_calls": calls, "cache_hits": hits},
+        counts={"samples": len(lines), "model_calls": calls, "cache_hits": hits, **extra},
     )
     run_dir = write_run(cfg, record, lines)
     return Outcome(record, run_dir, lines, calls)

@@ -1,0 +1,502 @@
+"""`molmo-eval serve`: any registered model behind an OpenAI-compatible HTTP API (DESIGN §8).
+
+It sits beside the runner, not inside the pipeline: a chat-completions request becomes one
+`Request` (images from base64 data URLs, decoded with the harness's size caps), the model's
+`generate` answers it, and the `Generation` goes back as a chat completion. One worker thread owns
+the model; requests that arrive while it is busy are batched into its next `generate` call, so a
+model that is not thread-safe is safe here and concurrent clients get batched generation.
+
+Endpoints: ``POST /v1/chat/completions``, ``GET /v1/models``, ``GET /health``. Malformed requests get
+HTTP 400 (404 for an unknown model or path, 413 for a too-large body) with OpenAI's error JSON
+``{"error": {"message", "type", "param", "code"}}``; a generation that failed gets 500, which
+clients such as the `openai` model retry. It binds to 127.0.0.1 by default and never fetches
+remote image URLs. With ``api_key_env`` it requires ``Authorization: Bearer <key>``.
+
+A served request carries no sample id: the model sees ``uid="serve/<n>"``, answer kind TEXT and
+no task, unless the client sends the extension field ``"molmo_eval": {"answer_kind", "task"}``
+(the `openai` model does with ``send_hints=true``). Models whose outputs are keyed by sample id
+(``ScriptedModel`` with a JSONL file) therefore cannot be served meaningfully; serve a model that
+answers from the prompt and images.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import itertools
+import json
+import logging
+import queue
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from molmo_eval.data import MAX_IMAGE_BYTES, load_image
+from molmo_eval.errors import DataError
+from molmo_eval.model import Model
+from molmo_eval.types import AnswerKind, Generation, GenerationSettings, Image, ImageRef, Request
+
+log = logging.getLogger(__name__)
+
+MAX_IMAGES = 16  # per request
+MAX_BODY_BYTES = MAX_IMAGES * (MAX_IMAGE_BYTES * 4 // 3 + 1024)
+MAX_TOKENS = 32_768
+
+
+class ApiError(Exception):
+    """An HTTP error answer in OpenAI's format."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        param: str | None = None,
+        code: str | None = None,
+        kind: str = "invalid_request_error",
+    ):
+        super().__init__(message)
+        self.status, self.message, self.param, self.code, self.kind = status, message, param, code, kind
+
+    def body(self) -> dict[str, Any]:
+        return {"error": {"message": self.message, "type": self.kind, "param": self.param, "code": self.code}}
+
+
+# --- request parsing (pure) -------------------------------------------------------------------
+
+
+def decode_data_url(url: str, *, decode_pixels: bool, param: str) -> Image:
+    """A ``data:image/...;base64,...`` URL -> an Image, with the harness's byte and pixel caps."""
+    if not url.startswith("data:"):
+        raise ApiError(
+            400,
+            "only base64 data URLs are accepted for images (data:image/png;base64,...); "
+            "this server never fetches remote URLs",
+            param=param,
+            code="invalid_image_url",
+        )
+    header, sep, payload = url.partition(",")
+    if not sep or not header.endswith(";base64"):
+        raise ApiError(
+            400,
+            "image data URL is not base64 (expected data:<mime>;base64,<data>)",
+            param=param,
+            code="invalid_image_url",
+        )
+    if len(payload) > MAX_IMAGE_BYTES * 4 // 3 + 4:
+        raise ApiError(
+            413, f"image is larger than {MAX_IMAGE_BYTES} bytes", param=param, code="image_too_large"
+        )
+    try:
+        raw = base64.b64decode(payload, validate=True)
+    except (binascii.Error, ValueError) as e:
+        raise ApiError(
+            400, f"image data URL has invalid base64 ({e})", param=param, code="invalid_image_url"
+        ) from None
+    try:
+        return load_image(ImageRef(data=raw), decode_pixels)
+    except DataError as e:
+        raise ApiError(400, f"unreadable image: {e}", param=param, code="invalid_image") from None
+
+
+def _content_parts(content: Any, i: int, decode_pixels: bool) -> tuple[list[str], list[Image]]:
+    where = f"messages[{i}].content"
+    if isinstance(content, str):
+        return [content], []
+    if not isinstance(content, list):
+        raise ApiError(400, f"{where} must be a string or a list of content parts", param=where)
+    texts: list[str] = []
+    images: list[Image] = []
+    for j, part in enumerate(content):
+        p = f"{where}[{j}]"
+        kind = part.get("type") if isinstance(part, dict) else None
+        if kind == "text" and isinstance(part.get("text"), str):
+            texts.append(part["text"])
+        elif kind == "image_url":
+            ref = part.get("image_url")
+            url = ref.get("url") if isinstance(ref, dict) else ref
+            if not isinstance(url, str):
+                raise ApiError(400, f"{p}.image_url.url must be a string", param=f"{p}.image_url")
+            images.append(decode_data_url(url, decode_pixels=decode_pixels, param=f"{p}.image_url"))
+        else:
+            raise ApiError(
+                400,
+                f"{p}: expected a content part of type 'text' (with a string 'text') or "
+                f"'image_url', got {kind!r}",
+                param=p,
+            )
+    return texts, images
+
+
+def _settings(body: Mapping[str, Any]) -> GenerationSettings:
+    default = GenerationSettings()
+    max_tokens = body.get("max_completion_tokens", body.get("max_tokens"))
+    if max_tokens is None:
+        max_tokens = default.max_new_tokens
+    if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or not 1 <= max_tokens <= MAX_TOKENS:
+        raise ApiError(400, f"max_tokens must be an integer in 1..{MAX_TOKENS}", param="max_tokens")
+    temperature = body.get("temperature")
+    temperature = 0.0 if temperature is None else temperature
+    if (
+        isinstance(temperature, bool)
+        or not isinstance(temperature, (int, float))
+        or not 0 <= temperature <= 2
+    ):
+        raise ApiError(400, "temperature must be a number in 0..2", param="temperature")
+    stop = body.get("stop") or ()
+    stop = (stop,) if isinstance(stop, str) else stop
+    if not isinstance(stop, (list, tuple)) or not all(isinstance(s, str) for s in stop) or len(stop) > 4:
+        raise ApiError(400, "stop must be a string or a list of at most 4 strings", param="stop")
+    return GenerationSettings(max_new_tokens=max_tokens, temperature=float(temperature), stop=tuple(stop))
+
+
+def parse_chat_request(raw: bytes, *, served: str, decode_pixels: bool, uid: str) -> Request:
+    """A chat-completions body -> one Request, or an ApiError naming the offending field.
+
+    Only user turns are accepted (the harness's models answer one prompt): their text parts are
+    joined with newlines, their images kept in order."""
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ApiError(400, f"could not parse the JSON body ({e})") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "the body must be a JSON object")
+    if not isinstance(body.get("model"), str):
+        raise ApiError(400, "model is required (see GET /v1/models)", param="model")
+    if body["model"] != served:
+        raise ApiError(
+            404,
+            f"The model `{body.get('model')}` does not exist; this server serves `{served}`.",
+            param="model",
+            code="model_not_found",
+        )
+    if body.get("stream"):
+        raise ApiError(400, "stream=true is not supported", param="stream")
+    if body.get("n", 1) != 1:
+        raise ApiError(400, "only n=1 is supported", param="n")
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise ApiError(400, "messages must be a non-empty list", param="messages")
+    texts: list[str] = []
+    images: list[Image] = []
+    for i, m in enumerate(messages):
+        if not isinstance(m, dict) or m.get("role") != "user":
+            role = m.get("role") if isinstance(m, dict) else None
+            raise ApiError(
+                400,
+                f"messages[{i}]: only 'user' messages are supported (one prompt with its "
+                f"images), got role {role!r}",
+                param=f"messages[{i}].role",
+            )
+        t, ims = _content_parts(m.get("content"), i, decode_pixels)
+        texts += t
+        images += ims
+    if len(images) > MAX_IMAGES:
+        raise ApiError(400, f"at most {MAX_IMAGES} images per request", param="messages")
+    kind, task = _hints(body.get("molmo_eval"))
+    return Request(
+        uid=uid,
+        prompt="\n".join(texts),
+        images=tuple(images),
+        settings=_settings(body),
+        answer_kind=kind,
+        task=task,
+    )
+
+
+def _hints(ext: Any) -> tuple[AnswerKind, str]:
+    if ext is None:
+        return AnswerKind.TEXT, ""
+    try:
+        return AnswerKind(ext.get("answer_kind", "text")), str(ext.get("task", ""))
+    except (AttributeError, ValueError):
+        raise ApiError(
+            400,
+            'molmo_eval must be {"answer_kind": one of '
+            f'{", ".join(k.value for k in AnswerKind)}, "task": str}}',
+            param="molmo_eval",
+        ) from None
+
+
+def completion_body(gen: Generation, served: str) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": "assistant", "content": gen.text}
+    if gen.points is not None:
+        message["molmo_eval"] = {"points": [list(p) for p in gen.points]}
+    return {
+        "id": f"chatcmpl-{uuid.uuid4().hex}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": served,
+        "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+    }
+
+
+# --- batching ---------------------------------------------------------------------------------
+
+
+@dataclass
+class _Job:
+    request: Request
+    done: threading.Event = field(default_factory=threading.Event)
+    result: Generation | None = None
+
+
+class Batcher:
+    """One worker thread owns the model. It takes the jobs waiting in the queue (up to
+    ``max_batch``, waiting at most ``wait_s`` for more) and answers them with one ``generate``."""
+
+    def __init__(self, model: Model, max_batch: int = 8, wait_s: float = 0.0):
+        self.model, self.max_batch, self.wait_s = model, max_batch, wait_s
+        self.batch_sizes: list[int] = []  # one entry per generate call (tests and logs read it)
+        self._queue: queue.Queue[_Job | None] = queue.Queue()
+        self._lock = threading.Lock()  # no job is queued behind the close sentinel
+        self._closed = False
+        self._thread = threading.Thread(target=self._work, name="molmo-eval-serve-model", daemon=True)
+        self._thread.start()
+
+    def submit(self, request: Request) -> Generation:
+        job = _Job(request)
+        with self._lock:
+            if self._closed:
+                raise ApiError(503, "the server is shutting down", kind="server_error")
+            self._queue.put(job)
+        job.done.wait()
+        assert job.result is not None
+        return job.result
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            self._queue.put(None)
+        self._thread.join(timeout=30)
+
+    def _work(self) -> None:
+        from molmo_eval.runner import generate_safe
+
+        while (job := self._queue.get()) is not None:
+            jobs = [job]
+            stop = self._gather(jobs)
+            try:
+                gens = generate_safe(self.model, [j.request for j in jobs])
+            except Exception as e:  # a configuration error of the model: answer every job with it
+                gens = [Generation(text="", error=f"{type(e).__name__}: {e}")] * len(jobs)
+            self.batch_sizes.append(len(jobs))
+            for j, g in zip(jobs, gens, strict=True):
+                j.result = g
+                j.done.set()
+            if stop:
+                break
+
+    def _gather(self, jobs: list[_Job]) -> bool:
+        """Add waiting jobs to ``jobs`` (waiting up to ``wait_s`` for more); True when the close
+        sentinel was seen."""
+        deadline = time.monotonic() + self.wait_s
+        while len(jobs) < self.max_batch:
+            remaining = deadline - time.monotonic()
+            try:
+                nxt = self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait()
+            except queue.Empty:
+                return False
+            if nxt is None:
+                return True
+            jobs.append(nxt)
+        return False
+
+
+# --- HTTP -------------------------------------------------------------------------------------
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive: clients reuse connections
+    disable_nagle_algorithm = True  # headers and body are two writes: no 40 ms delayed-ACK stall
+    server_version = "molmo-eval-serve"
+    timeout = 120  # an idle keep-alive connection is closed after this many seconds
+    server: _HTTPServer
+
+    def log_message(self, format: str, *args: Any) -> None:  # request lines at debug level, never headers
+        log.debug("%s %s", self.address_string(), format % args)
+
+    def do_GET(self) -> None:
+        app = self.server.app
+        if self.path.rstrip("/") in ("/v1/models", "/models"):
+            if self._authorized():
+                self._send(200, app.models_body())
+        elif self.path.rstrip("/") == "/health":
+            self._send(200, {"status": "ok"})
+        else:
+            self._send_error(ApiError(404, f"no route GET {self.path}", code="not_found"))
+
+    def do_POST(self) -> None:
+        if self.path.rstrip("/") not in ("/v1/chat/completions", "/chat/completions"):
+            self._drain()
+            self._send_error(ApiError(404, f"no route POST {self.path}", code="not_found"))
+            return
+        if not self._authorized():
+            return
+        try:
+            raw = self._read_body()
+            status, body = self.server.app.complete(raw)
+        except ApiError as e:
+            self._send_error(e)
+            return
+        except Exception as e:  # a bug, not the client's fault: answer instead of dropping the connection
+            log.exception("chat completion failed")
+            self._send_error(ApiError(500, f"{type(e).__name__}: {e}", kind="server_error"))
+            return
+        self._send(status, body)
+
+    def _authorized(self) -> bool:
+        key = self.server.app.api_key
+        if key is None:
+            return True
+        given = self.headers.get("Authorization", "")
+        if hmac.compare_digest(given.encode(), f"Bearer {key}".encode()):
+            return True
+        self._drain()
+        self._send_error(
+            ApiError(401, "invalid or missing API key (Authorization: Bearer ...)", code="invalid_api_key")
+        )
+        return False
+
+    def _read_body(self) -> bytes:
+        length = self.headers.get("Content-Length")
+        if length is None or not length.isdigit():
+            self.close_connection = True
+            raise ApiError(411, "a Content-Length header is required")
+        n = int(length)
+        if n > MAX_BODY_BYTES:
+            self.close_connection = True  # the unread body makes the connection unusable
+            raise ApiError(413, f"request body of {n} bytes is larger than {MAX_BODY_BYTES}")
+        return self.rfile.read(n)
+
+    def _drain(self) -> None:
+        length = self.headers.get("Content-Length", "")
+        if length.isdigit() and int(length) <= MAX_BODY_BYTES:
+            self.rfile.read(int(length))
+        elif length:
+            self.close_connection = True
+
+    def _send_error(self, e: ApiError) -> None:
+        self._send(e.status, e.body())
+
+    def _send(self, status: int, body: Mapping[str, Any]) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(data)
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 1024  # listen backlog: the default 5 drops connects of concurrent clients
+    app: App
+
+
+class _HTTPServer6(_HTTPServer):
+    address_family = socket.AF_INET6
+
+
+class App:
+    """What the handlers call: request -> Request -> batcher -> completion body."""
+
+    def __init__(self, model: Model, served: str, batcher: Batcher, api_key: str | None):
+        self.model, self.served, self.batcher, self.api_key = model, served, batcher, api_key
+        self._ids = itertools.count()
+        self.created = int(time.time())
+
+    def models_body(self) -> dict[str, Any]:
+        m = self.model
+        return {
+            "object": "list",
+            "data": [
+                {
+                    "id": self.served,
+                    "object": "model",
+                    "created": self.created,
+                    "owned_by": "molmo-eval",
+                    "molmo_eval": {
+                        "model": m.name,
+                        "fingerprint": m.fingerprint,
+                        "coord_space": m.coord_space.value,
+                        "prompt_style": m.prompt_style,
+                    },
+                }
+            ],
+        }
+
+    def complete(self, raw: bytes) -> tuple[int, dict[str, Any]]:
+        req = parse_chat_request(
+            raw, served=self.served, decode_pixels=self.model.needs_pixels, uid=f"serve/{next(self._ids)}"
+        )
+        gen = self.batcher.submit(req)
+        if gen.error is not None:
+            raise ApiError(
+                500, f"generation failed: {gen.error}", code="generation_failed", kind="server_error"
+            )
+        return 200, completion_body(gen, self.served)
+
+
+class Server:
+    """A running server: ``with Server(model, port=0) as s: ... s.url ...`` (port 0: any free port).
+
+    `start` serves from a background thread; `serve_forever` from the calling thread."""
+
+    def __init__(
+        self,
+        model: Model,
+        host: str = "127.0.0.1",
+        port: int = 8000,
+        *,
+        served_name: str | None = None,
+        max_batch: int = 8,
+        batch_wait_s: float = 0.0,
+        api_key: str | None = None,
+    ):
+        self.batcher = Batcher(model, max_batch=max_batch, wait_s=batch_wait_s)
+        self.app = App(model, served_name or model.name, self.batcher, api_key)
+        self.httpd = (_HTTPServer6 if ":" in host else _HTTPServer)((host, port), _Handler)
+        self.httpd.app = self.app
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        addr = self.httpd.server_address
+        host = addr[0].decode() if isinstance(addr[0], bytes) else str(addr[0])
+        host = f"[{host}]" if ":" in host else host
+        return f"http://{host}:{addr[1]}/v1"
+
+    def start(self) -> Server:
+        self._thread = threading.Thread(
+            target=self.httpd.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="molmo-eval-serve",
+            daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def serve_forever(self) -> None:
+        self.httpd.serve_forever(poll_interval=0.2)
+
+    def close(self) -> None:
+        if self._thread is not None:
+            self.httpd.shutdown()
+            self._thread.join(timeout=10)
+        self.httpd.server_close()
+        self.batcher.close()
+
+    def __enter__(self) -> Server:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,335 @@
+"""`molmo-eval serve`: the official `openai` client against our server, error answers, batching,
+and the `openai` model through `serve` scoring exactly like the same model in-process.
+
+Served requests carry no sample id, so the served models here answer from the prompt and the
+image (a ScriptedModel with ``fn=``), never from a per-sample table.
+"""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+from PIL import Image as PILImage
+from toy import COLOURS
+
+from molmo_eval import evaluate
+from molmo_eval.models.scripted import ScriptedModel
+from molmo_eval.serve import Server, parse_chat_request
+from molmo_eval.types import AnswerKind, Generation, Request
+
+openai = pytest.importorskip("openai")
+
+
+def png_url(size=(13, 7), rgb=(1, 2, 3)) -> str:
+    buf = io.BytesIO()
+    PILImage.new("RGB", size, rgb).save(buf, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def user(text: str, *urls: str) -> list[dict]:
+    parts = [{"type": "image_url", "image_url": {"url": u}} for u in urls]
+    return [{"role": "user", "content": parts + [{"type": "text", "text": text}]}]
+
+
+def echo(r: Request) -> str:
+    sizes = ",".join(f"{im.size[0]}x{im.size[1]}" for im in r.images)
+    return f"{sizes}|{r.settings.max_new_tokens}|{r.answer_kind.value}|{r.prompt}"
+
+
+@pytest.fixture(scope="module")
+def served():
+    model = ScriptedModel(fn=echo, fingerprint="echo")
+    with Server(model, port=0) as server:
+        client = openai.OpenAI(base_url=server.url, api_key="unused", max_retries=0, timeout=10)
+        yield server, client
+
+
+# --- the official client against our server ---------------------------------------------------
+
+
+def test_official_client_lists_the_model_and_gets_completions(served):
+    server, client = served
+    models = client.models.list().data
+    assert [m.id for m in models] == ["scripted"]
+    out = client.chat.completions.create(
+        model="scripted", messages=user("What is it?", png_url((13, 7))), max_tokens=5
+    )
+    assert out.choices[0].message.content == "13x7|5|text|What is it?"
+    assert out.choices[0].message.role == "assistant" and out.object == "chat.completion"
+    two = client.chat.completions.create(
+        model="scripted",
+        messages=user("both", png_url((2, 3)), png_url((4, 5))),
+        extra_body={"molmo_eval": {"answer_kind": "points"}},
+    )
+    assert two.choices[0].message.content == "2x3,4x5|64|points|both"  # defaults: 64 tokens, greedy
+    text_only = client.chat.completions.create(model="scripted", messages=[{"role": "user", "content": "hi"}])
+    assert text_only.choices[0].message.content == "|64|text|hi"
+
+
+@pytest.mark.parametrize(
+    "kwargs, status, param",
+    [
+        (dict(model="nope", messages=user("x")), 404, "model"),
+        (
+            dict(model="scripted", messages=user("x", "http://example.invalid/cat.png")),
+            400,
+            "messages[0].content[0].image_url",
+        ),
+        (
+            dict(model="scripted", messages=user("x", "data:image/png;base64,@@@not-base64@@@")),
+            400,
+            "messages[0].content[0].image_url",
+        ),
+        (
+            dict(
+                model="scripted",
+                messages=user("x", "data:image/png;base64," + base64.b64encode(b"not an image").decode()),
+            ),
+            400,
+            "messages[0].content[0].image_url",
+        ),
+        (dict(model="scripted", messages=[{"role": "assistant", "content": "x"}]), 400, "messages[0].role"),
+        (dict(model="scripted", messages=user("x"), n=2), 400, "n"),
+        (dict(model="scripted", messages=user("x"), max_tokens=0), 400, "max_tokens"),
+        (dict(model="scripted", messages=user("x"), temperature=7), 400, "temperature"),
+        (dict(model="scripted", messages=[]), 400, "messages"),
+        (dict(model=None, messages=user("x")), 400, "model"),
+    ],
+)
+def test_malformed_requests_get_openai_style_errors(served, kwargs, status, param):
+    _, client = served
+    with pytest.raises(openai.APIStatusError) as e:
+        client.chat.completions.create(**kwargs)
+    assert e.value.status_code == status
+    err = e.value.body
+    assert isinstance(err, dict) and err["param"] == param and err["message"] and err["type"]
+
+
+def raw(server: Server, method: str, path: str, body: bytes | None = None, headers: dict | None = None):
+    host, port = server.httpd.server_address[:2]
+    conn = http.client.HTTPConnection(host, port, timeout=10)
+    try:
+        conn.request(method, path, body=body, headers=headers or {})
+        resp = conn.getresponse()
+        return resp.status, json.loads(resp.read())
+    finally:
+        conn.close()
+
+
+def test_raw_http_errors(served):
+    server, _ = served
+    status, body = raw(
+        server, "POST", "/v1/chat/completions", b"{not json", {"Content-Type": "application/json"}
+    )
+    assert status == 400 and "JSON" in body["error"]["message"]
+    assert raw(server, "POST", "/v1/chat/completions", b"[1]")[0] == 400
+    assert raw(server, "GET", "/v1/nothing")[0] == 404
+    assert raw(server, "POST", "/v1/embeddings", b"{}")[0] == 404
+    assert raw(server, "GET", "/health") == (200, {"status": "ok"})
+    status, body = raw(server, "POST", "/v1/chat/completions", b"", {"Content-Length": str(10**12)})
+    assert status == 413 and body["error"]["type"] == "invalid_request_error"
+    status, body = raw(server, "GET", "/v1/models")
+    assert body["data"][0]["molmo_eval"] == {
+        "model": "scripted",
+        "fingerprint": "echo",
+        "coord_space": "pixels",
+        "prompt_style": "default",
+    }
+
+
+def test_a_failed_generation_is_a_500_the_client_can_retry():
+    def fn(r):
+        return Generation(text="", error="CUDA out of memory") if "fail" in r.prompt else "ok"
+
+    with Server(ScriptedModel(fn=fn), port=0) as server:
+        client = openai.OpenAI(base_url=server.url, api_key="x", max_retries=0)
+        with pytest.raises(openai.InternalServerError, match="CUDA out of memory"):
+            client.chat.completions.create(model="scripted", messages=user("please fail"))
+        assert (
+            client.chat.completions.create(model="scripted", messages=user("x")).choices[0].message.content
+            == "ok"
+        )
+
+
+def test_api_key_is_required_when_configured():
+    with Server(ScriptedModel(fn=echo), port=0, api_key="sk-serve-test") as server:
+        bad = openai.OpenAI(base_url=server.url, api_key="wrong", max_retries=0)
+        with pytest.raises(openai.AuthenticationError):
+            bad.chat.completions.create(model="scripted", messages=user("x"))
+        with pytest.raises(openai.AuthenticationError):
+            bad.models.list()
+        good = openai.OpenAI(base_url=server.url, api_key="sk-serve-test", max_retries=0)
+        assert good.chat.completions.create(model="scripted", messages=user("x")).choices[0].message.content
+
+
+def test_concurrent_requests_are_batched_and_answered_in_their_own_order():
+    model = ScriptedModel(fn=lambda r: r.prompt.upper(), delay=0.05)
+    answers: dict[int, str] = {}
+    with Server(model, port=0, max_batch=8) as server:
+        client = openai.OpenAI(base_url=server.url, api_key="x", max_retries=0, timeout=30)
+
+        def ask(i: int) -> None:
+            out = client.chat.completions.create(model="scripted", messages=user(f"q{i}", png_url()))
+            answers[i] = out.choices[0].message.content
+
+        threads = [threading.Thread(target=ask, args=(i,)) for i in range(16)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=30)
+        sizes = list(server.batcher.batch_sizes)
+    assert answers == {i: f"Q{i}" for i in range(16)}
+    assert sum(sizes) == 16 and max(sizes) > 1 and max(sizes) <= 8
+
+
+def test_parse_chat_request_joins_user_text_and_keeps_image_order():
+    body = {
+        "model": "m",
+        "messages": [
+            {
+                "role": "user",
+                "content": [
+                    {"type": "image_url", "image_url": {"url": png_url((3, 4))}},
+                    {"type": "text", "text": "a"},
+                ],
+            },
+            {
+                "role": "user",
+                "content": [
+                    {"type": "image_url", "image_url": png_url((5, 6))},
+                    {"type": "text", "text": "b"},
+                ],
+            },
+        ],
+        "stop": "\n",
+        "max_completion_tokens": 9,
+        "molmo_eval": {"answer_kind": "choice", "task": "mmbench"},
+    }
+    r = parse_chat_request(json.dumps(body).encode(), served="m", decode_pixels=True, uid="serve/0")
+    assert r.prompt == "a\nb" and [im.size for im in r.images] == [(3, 4), (5, 6)]
+    assert r.images[0].pixels is not None and r.images[0].pixels.shape == (4, 3, 3)
+    assert (r.settings.max_new_tokens, r.settings.stop, r.settings.temperature) == (9, ("\n",), 0.0)
+    assert (r.answer_kind, r.task, r.uid) == (AnswerKind.CHOICE, "mmbench", "serve/0")
+
+
+# --- the `openai` model through `serve` == the model in-process --------------------------------
+
+
+def colour_model() -> ScriptedModel:
+    """Names the image's colour from its bytes; says 'purple' for 9-pixel-wide images."""
+
+    def fn(r: Request) -> str:
+        with PILImage.open(io.BytesIO(r.images[0].data)) as im:
+            rgb, width = im.convert("RGB").getpixel((0, 0)), im.width
+        name = min(COLOURS, key=lambda c: sum((a - b) ** 2 for a, b in zip(COLOURS[c], rgb, strict=True)))
+        return "purple" if width == 9 else f"{name}."
+
+    return ScriptedModel(fn=fn, fingerprint="colour-v1")
+
+
+def test_openai_backend_through_serve_scores_like_the_model_in_process(toy_task, toy_root, tmp_path):
+    pytest.importorskip("httpx")
+    from molmo_eval.models.openai_api import OpenAIModel
+
+    common = dict(data_root=toy_root, splits={"*": ("a", "b")}, bootstrap=200, seed=3, batch_size=16)
+    local = evaluate(
+        "toy", colour_model(), output_path=tmp_path / "local", cache_dir=tmp_path / "c1", **common
+    )
+    with (
+        Server(colour_model(), port=0) as server,
+        OpenAIModel(
+            base_url=server.url,
+            model="scripted",
+            coordinate_space="pixels",
+            prompt_style="default",
+            max_concurrency="8",
+        ) as remote,
+    ):
+        via = evaluate("toy", remote, output_path=tmp_path / "http", cache_dir=tmp_path / "c2", **common)
+        assert remote.counters.requests == via.counts["model_calls"] > 0 and remote.counters.retries == 0
+    # widths 8 + i % 5: one in five images is 9 wide and answered wrongly
+    assert local.tasks["toy"].metrics["accuracy"].value == pytest.approx(0.8)
+    assert via.tasks["toy"].metrics == local.tasks["toy"].metrics
+    assert via.tasks["toy"].breakdowns == local.tasks["toy"].breakdowns
+    from molmo_eval import records
+
+    a = [(ln["uid"], ln["output"], ln["scores"]) for ln in records.iter_samples(tmp_path / "local")]
+    b = [(ln["uid"], ln["output"], ln["scores"]) for ln in records.iter_samples(tmp_path / "http")]
+    assert a == b and len(a) == 80
+
+
+# --- the command line -------------------------------------------------------------------------
+
+
+def test_cli_serve_starts_answers_and_stops_on_ctrl_c(tmp_path):
+    script = tmp_path / "out.jsonl"
+    script.write_text('{"id": "0", "text": "x"}\n')
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "molmo_eval",
+            "serve",
+            "--model",
+            "scripted",
+            "--model-args",
+            f"outputs={script}",
+            "--port",
+            "0",
+            "--served-model-name",
+            "tiny",
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        line = proc.stderr.readline()  # "serving scripted as `tiny` at http://127.0.0.1:PORT/v1 ..."
+        assert "serving scripted as `tiny` at http://127.0.0.1:" in line, line
+        url = line.split(" at ", 1)[1].split()[0]
+        client = openai.OpenAI(base_url=url, api_key="x", max_retries=0, timeout=10)
+        assert [m.id for m in client.models.list().data] == ["tiny"]
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=5)
+
+
+def test_cli_serve_reports_bad_arguments(capsys):
+    from molmo_eval.cli import main
+
+    assert main(["serve", "--model", "no-such-model", "--port", "0"]) == 2
+    assert "unknown model 'no-such-model'" in capsys.readouterr().err
+    assert main(["serve", "--model", "scripted", "--port", "0", "--api-key-env", "MOLMO_SURELY_UNSET"]) == 2
+    assert "MOLMO_SURELY_UNSET" in capsys.readouterr().err
+
+
+def test_listing_and_help_import_no_heavy_backend():
+    code = (
+        "import sys, molmo_eval.cli as c, molmo_eval.models.openai_api, molmo_eval.models.hf_molmo, "
+        "molmo_eval.serve; c.build_parser(); "
+        "print(sorted(m for m in ('httpx', 'openai', 'torch', 'transformers') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
+
+
+def test_server_close_is_prompt():
+    server = Server(ScriptedModel(fn=echo), port=0).start()
+    t = time.monotonic()
+    server.close()
+    assert time.monotonic() - t < 2

@@ -20,14 +20,15 @@ import uuid
 from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from molmo_eval import __version__, registry
+from molmo_eval import __version__, distributed, registry
 from molmo_eval.cache import ResponseCache, default_cache_dir, request_key
 from molmo_eval.config import RunConfig, build
 from molmo_eval.data import file_digest, load_image
+from molmo_eval.distributed import DistGroup
 from molmo_eval.errors import ConfigError, MolmoEvalError
 from molmo_eval.model import Model
 from molmo_eval.progress import Progress
@@ -54,7 +55,8 @@ class Outcome:
     record: RunRecord
     run_dir: Path | None
     lines: list[dict[str, Any]] = field(default_factory=list)
-    model_calls: int = 0  # requests sent to the model (0 for a finished run re-run from cache)
+    model_calls: int = 0  # requests this process sent to the model (0 for a finished run re-run from cache)
+    is_main: bool = True  # False on torchrun ranks other than 0, which print and write nothing
 
     @property
     def exit_code(self) -> int:
@@ -77,6 +79,19 @@ def evaluate(tasks: str | Sequence[str], model: str | Model = "reference", *,
 def run(cfg: RunConfig, *, model: Model | None = None, show_progress: bool = True) -> Outcome:
     t0 = time.perf_counter()
     timings: dict[str, float] = {}
+    group = distributed.from_env(cfg.device)  # torchrun: this process's rank and the world size
+    if group is not None:
+        cfg = replace(cfg, device=distributed.rank_device(cfg.device, group))
+        show_progress = show_progress and group.is_main
+    try:
+        return _run(cfg, model, show_progress, group, t0, timings)
+    finally:
+        if group is not None and group.owned:
+            group.close()
+
+
+def _run(cfg: RunConfig, model: Model | None, show_progress: bool, group: DistGroup | None, t0: float,
+         timings: dict[str, float]) -> Outcome:
     prepared = prepare_tasks(cfg)  # bad input fails fast, before a model is loaded
     timings["data_load"] = time.perf_counter() - t0
     model = model or make_model(cfg)
@@ -94,7 +109,7 @@ def run(cfg: RunConfig, *, model: Model | None = None, show_progress: bool = Tru
                 errors.append(f"{p.task.name}: not run (--max-failures reached earlier)")
                 continue
             limit = None if cfg.max_failures is None else cfg.max_failures - n_failed_total
-            tr = run_task(p, model, cache, cfg, pool, prog, failure_budget=limit)
+            tr = run_task(p, model, cache, cfg, pool, prog, failure_budget=limit, group=group)
             calls += tr.calls
             hits += tr.hits
             n_failed_total += tr.n_failed
@@ -122,6 +137,10 @@ def run(cfg: RunConfig, *, model: Model | None = None, show_progress: bool = Tru
         tasks=results, timings=timings, n_failed=n_failed_total, errors=tuple(errors),
         counts={"samples": len(lines), "model_calls": calls, "cache_hits": hits, **extra},
     )
+    if group is not None:  # every rank returns rank 0's record; only rank 0 writes
+        record = group.broadcast(record if group.is_main else None)
+        if not group.is_main:
+            return Outcome(record, None, [], calls, is_main=False)
     run_dir = write_run(cfg, record, lines)
     return Outcome(record, run_dir, lines, calls)
 
@@ -210,19 +229,63 @@ class TaskOutcome:
     first_error: str = ""
 
 
+@dataclass
+class Shard:
+    """What one process evaluated of a task (all of it, unless running under torchrun)."""
+
+    index: list[int]  # positions in PreparedTask.samples, in evaluation order
+    scores: list[SampleScore] = field(default_factory=list)
+    lines: list[dict[str, Any]] = field(default_factory=list)
+    n_failed: int = 0
+    n_unparseable: int = 0
+    calls: int = 0
+    hits: int = 0
+    stopped: bool = False
+    first_error: str = ""
+
+
 def run_task(p: PreparedTask, model: Model, cache: ResponseCache | None, cfg: RunConfig,
-             pool: ThreadPoolExecutor, prog: Progress, *, failure_budget: int | None) -> TaskOutcome:
-    task, t0, samples = p.task, time.perf_counter(), p.samples
+             pool: ThreadPoolExecutor, prog: Progress, *, failure_budget: int | None,
+             group: DistGroup | None = None) -> TaskOutcome:
+    """Evaluate this process's share of a task's samples; with several processes, rank 0 gathers
+    every share, restores the original order and aggregates, so results equal a single process's."""
+    t0 = time.perf_counter()
+    rank, world = (group.rank, group.world) if group else (0, 1)
+    label = p.task.name if group is None else f"{p.task.name} (rank {rank}'s share of {world})"
+    shard = evaluate_shard(p, model, cache, cfg, pool, prog, list(range(rank, len(p.samples), world)),
+                           failure_budget, label)
+    if group is not None:
+        gathered = group.gather(shard)
+        merged = merge_shards(gathered) if gathered is not None else None
+        stopped = group.broadcast(merged.stopped if merged is not None else None)  # one decision for all
+        if merged is None:  # not rank 0: rank 0 holds the result
+            return TaskOutcome(None, [], shard.n_failed, shard.calls, shard.hits, stopped, shard.first_error)
+        shard = merged
+    done = [p.samples[i] for i in shard.index]
+    done = [s if s.image_size is not None or ln["image_size"] is None
+            else _with_size(s, tuple(ln["image_size"])) for s, ln in zip(done, shard.lines)]
+    result, final = summarize_task(p.task, done, shard.scores, seed=cfg.seed, n_boot=cfg.bootstrap,
+                                   n_failed=shard.n_failed, n_unparseable=shard.n_unparseable, digests=p.digests,
+                                   seconds=time.perf_counter() - t0)
+    for line, sc in zip(shard.lines, final):  # finalize may add cross-sample columns
+        line["scores"] = {k: (None if v != v else v) for k, v in sc.values.items()}
+        line["fields"] = dict(sc.fields)
+    return TaskOutcome(result, shard.lines, shard.n_failed, shard.calls, shard.hits, shard.stopped,
+                       shard.first_error)
+
+
+def evaluate_shard(p: PreparedTask, model: Model, cache: ResponseCache | None, cfg: RunConfig,
+                   pool: ThreadPoolExecutor, prog: Progress, index: list[int],
+                   failure_budget: int | None, label: str) -> Shard:
+    """Images -> requests -> cached generate -> parse + score, batch by batch."""
+    task = p.task
     style = cfg.prompt_style or model.prompt_style
     settings = task.generation_settings()
-    scores: list[SampleScore] = []
-    lines: list[dict[str, Any]] = []
-    n_failed = n_unparseable = calls = hits = 0
-    first_error = ""
-    stopped = False
-    prog.start(f"{task.name}", len(samples))
-    batches = [samples[i:i + cfg.batch_size] for i in range(0, len(samples), cfg.batch_size)]
-    for batch, images in prefetch(batches, pool, model.needs_pixels):
+    out = Shard(index=[])
+    prog.start(label, len(index))
+    batches = [index[i:i + cfg.batch_size] for i in range(0, len(index), cfg.batch_size)]
+    loaded = prefetch([[p.samples[i] for i in b] for b in batches], pool, model.needs_pixels)
+    for idx, (batch, images) in zip(batches, loaded):
         reqs: list[Request | None] = []
         errs: list[str | None] = []
         for s, im in zip(batch, images):
@@ -230,12 +293,13 @@ def run_task(p: PreparedTask, model: Model, cache: ResponseCache | None, cfg: Ru
                 reqs.append(None)
                 errs.append(f"image: {im}")
                 continue
-            reqs.append(Request(uid=s.uid, prompt=task.prompt(s, style, space=model.coord_space), images=() if im is None else (im,),
-                                settings=settings, answer_kind=task.answer_kind, sample_id=s.id, task=task.name))
+            reqs.append(Request(uid=s.uid, prompt=task.prompt(s, style, space=model.coord_space),
+                                images=() if im is None else (im,), settings=settings,
+                                answer_kind=task.answer_kind, sample_id=s.id, task=task.name))
             errs.append(None)
         gens, cached, n_calls = generate_cached(model, cache, reqs)
-        calls += n_calls
-        hits += sum(cached)
+        out.calls += n_calls
+        out.hits += sum(cached)
         b_failed = 0
         for s, req, im, gen, err, hit in zip(batch, reqs, images, gens, errs, cached):
             err = err or (gen.error if gen is not None else None)
@@ -243,34 +307,40 @@ def run_task(p: PreparedTask, model: Model, cache: ResponseCache | None, cfg: Ru
             answer, score = score_one(task, s, None if err else gen, model.coord_space, size)
             if err:
                 b_failed += 1
-                first_error = first_error or err
+                out.first_error = out.first_error or err
             elif answer is not None and not answer.parse_ok:
-                n_unparseable += 1
-            scores.append(score)
+                out.n_unparseable += 1
             if size is not None and s.image_size is None:
                 s = _with_size(s, size)
-            lines.append(sample_line(s, req.prompt if req else task.prompt(s, style, space=model.coord_space), gen, answer, score,
-                                     error=err, cached=hit))
-        n_failed += b_failed
+            prompt = req.prompt if req else task.prompt(s, style, space=model.coord_space)
+            out.scores.append(score)
+            out.lines.append(sample_line(s, prompt, gen, answer, score, error=err, cached=hit))
+        out.index.extend(idx)
+        out.n_failed += b_failed
         prog.advance(len(batch), failed=b_failed)
-        if failure_budget is not None and n_failed > failure_budget:
-            stopped = True
+        if failure_budget is not None and out.n_failed > failure_budget:
+            out.stopped = True
             break
     prog.finish()
-    done = samples[: len(scores)]
-    result, final = summarize_task(task, done, scores, seed=cfg.seed, n_boot=cfg.bootstrap, n_failed=n_failed,
-                                   n_unparseable=n_unparseable, digests=p.digests,
-                                   seconds=time.perf_counter() - t0)
-    for line, sc in zip(lines, final):  # finalize may add cross-sample columns
-        line["scores"] = {k: (None if v != v else v) for k, v in sc.values.items()}
-        line["fields"] = dict(sc.fields)
-    return TaskOutcome(result, lines, n_failed, calls, hits, stopped, first_error)
+    return out
+
+
+def merge_shards(shards: Sequence[Shard]) -> Shard:
+    """One Shard in the original sample order from every process's share."""
+    rows = sorted(((i, k, sh) for sh in shards for k, i in enumerate(sh.index)), key=lambda t: t[0])
+    merged = Shard(index=[i for i, _, _ in rows], scores=[sh.scores[k] for _, k, sh in rows],
+                   lines=[sh.lines[k] for _, k, sh in rows])
+    merged.n_failed = sum(sh.n_failed for sh in shards)
+    merged.n_unparseable = sum(sh.n_unparseable for sh in shards)
+    merged.calls = sum(sh.calls for sh in shards)
+    merged.hits = sum(sh.hits for sh in shards)
+    merged.stopped = any(sh.stopped for sh in shards)
+    merged.first_error = next((sh.first_error for sh in shards if sh.first_error), "")
+    return merged
 
 
 def _with_size(s: Sample, size: tuple[int, int]) -> Sample:
-    from dataclasses import replace
-
-    return replace(s, image_size=size)
+    return replace(s, image_size=(int(size[0]), int(size[1])))
 
 
 def prefetch(batches: Sequence[Sequence[Sample]], pool: ThreadPoolExecutor, decode: bool

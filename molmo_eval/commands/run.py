@@ -107,6 +107,8 @@ def handle(args: argparse.Namespace) -> int:
 
     cfg = config_from_args(args)
     outcome = runner.run(cfg, show_progress=True)
+    if not outcome.is_main:
+        return outcome.exit_code
     if args.json:
         import json
 

@@ -1,0 +1,183 @@
+"""The two sides of a gate comparison read from disk, and the committed baseline file format.
+
+Sits between `molmo_eval.records` (run directories) and `molmo_eval.gate` (pure comparison). A side
+is a `RunData`: the RunRecord plus, per task, the per-sample score columns keyed by sample uid. It
+is read from any of
+
+- a run directory (``results.json`` + ``samples.jsonl``), or the path of its ``results.json``;
+- a **baseline file**: one self-contained JSON document, written atomically by
+  ``molmo-eval gate --update-baseline``, meant to be committed::
+
+      {"molmo_eval_baseline": 1,            # format version
+       "source": "<run it was made from>", "created": "<ISO 8601 UTC>",
+       "record": {...},                     # RunRecord.to_json(), unchanged
+       "samples": {"<task>": {"uid": [...],                       # one entry per sample
+                              "scores": {"<column>": [float | null, ...]},
+                              "labels": {"<column>": [str, ...]}}} | null}
+
+  ``scores`` are the float columns and ``labels`` the categorical ones (fields, meta, split) that
+  `molmo_eval.stats.columns_from_lines` builds from ``samples.jsonl``, so a task's metrics compute
+  the same values from either form. Prompts, outputs and targets are left out: the file stays small
+  enough to commit (a few MB per 100,000 samples). ``samples`` is null when the run was made without
+  a per-sample log; such a baseline can only gate with ``--policy tolerance``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from molmo_eval.errors import ConfigError, DataError
+from molmo_eval.records import RESULTS, SAMPLES, atomic_write, dumps, iter_samples, read_record
+from molmo_eval.stats import columns_from_lines
+from molmo_eval.types import SCHEMA_VERSION, RunRecord
+
+FORMAT_KEY = "molmo_eval_baseline"
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True, eq=False)
+class TaskRows:
+    """One task's per-sample columns, rows in the order of ``uids``."""
+
+    uids: np.ndarray  # (n,) object: "task/split/id"
+    cols: Mapping[str, np.ndarray]  # float score columns and object label columns, each (n,)
+
+    def __len__(self) -> int:
+        return len(self.uids)
+
+
+@dataclass(frozen=True, eq=False)
+class RunData:
+    """One side of a comparison. ``rows`` is None when the run has no per-sample log."""
+
+    label: str  # the path it was read from, for messages
+    record: RunRecord
+    rows: Mapping[str, TaskRows] | None
+
+
+def load(path: Path | str) -> RunData:
+    """Read a run directory, a ``results.json`` path or a baseline file (see the module docstring)."""
+    p = Path(path)
+    if p.is_file():
+        data = _read_json(p)
+        if isinstance(data, dict) and FORMAT_KEY in data:
+            return _from_baseline(p, data)
+    record = read_record(p)  # DataError when neither a run directory nor a record
+    run_dir = p if p.is_dir() else p.parent
+    if not (run_dir / SAMPLES).is_file():
+        return RunData(str(p), record, None)
+    return RunData(str(p), record, rows_from_samples(run_dir))
+
+
+def rows_from_samples(run_dir: Path) -> dict[str, TaskRows]:
+    """Per-task columns from a run's ``samples.jsonl`` (every task that has lines)."""
+    by_task: dict[str, list[dict[str, Any]]] = {}
+    for i, line in enumerate(iter_samples(run_dir), 1):
+        uid = line.get("uid") if isinstance(line, dict) else None
+        if not isinstance(uid, str):
+            raise DataError("sample line has no uid", path=run_dir / SAMPLES, record=f"at line {i}",
+                            field="uid")
+        task = line.get("task") or uid.split("/", 1)[0]
+        by_task.setdefault(str(task), []).append(line)
+    return {t: TaskRows(np.array([ln["uid"] for ln in lines], dtype=object), columns_from_lines(lines))
+            for t, lines in by_task.items()}
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise DataError(f"not valid JSON ({e})", path=path) from None
+    except OSError as e:
+        raise DataError(f"cannot read ({e.strerror})", path=path) from None
+
+
+def _from_baseline(path: Path, data: dict[str, Any]) -> RunData:
+    version = data.get(FORMAT_KEY)
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise DataError(f"baseline format {version!r} is not readable by this molmo-eval", path=path,
+                        field=FORMAT_KEY, expected=f"an integer <= {FORMAT_VERSION}")
+    rec = data.get("record")
+    if not isinstance(rec, dict) or int(rec.get("schema_version", SCHEMA_VERSION + 1)) > SCHEMA_VERSION:
+        raise DataError("missing or unreadable run record", path=path, field="record",
+                        expected=f"a RunRecord with schema_version <= {SCHEMA_VERSION}")
+    try:
+        record = RunRecord.from_json(rec)
+    except (KeyError, TypeError, ValueError) as e:
+        raise DataError(f"malformed run record ({type(e).__name__}: {e})", path=path, field="record") from None
+    samples = data.get("samples")
+    if samples is None:
+        return RunData(str(path), record, None)
+    if not isinstance(samples, dict):
+        raise DataError("samples must be an object keyed by task", path=path, field="samples")
+    return RunData(str(path), record, {t: _task_rows(path, t, v) for t, v in samples.items()})
+
+
+def _task_rows(path: Path, task: str, d: Any) -> TaskRows:
+    where = f"samples.{task}"
+    if not isinstance(d, dict) or not isinstance(d.get("uid"), list):
+        raise DataError("expected {uid, scores, labels}", path=path, field=where)
+    uids = np.array(d["uid"], dtype=object)
+    cols: dict[str, np.ndarray] = {}
+    for kind, dtype in (("scores", np.float64), ("labels", object)):
+        block = d.get(kind, {})
+        if not isinstance(block, dict):
+            raise DataError("expected an object of columns", path=path, field=f"{where}.{kind}")
+        for name, values in block.items():
+            if not isinstance(values, list) or len(values) != len(uids):
+                raise DataError(f"column has {len(values) if isinstance(values, list) else 'no'} values "
+                                f"for {len(uids)} uids", path=path, field=f"{where}.{kind}.{name}")
+            try:
+                cols[name] = np.array(values, dtype=dtype)
+            except (TypeError, ValueError):
+                raise DataError("column holds non-numeric values", path=path,
+                                field=f"{where}.{kind}.{name}") from None
+    return TaskRows(uids, cols)
+
+
+# --- writing ---------------------------------------------------------------------------------
+
+def write_baseline(path: Path | str, data: RunData) -> Path:
+    """Write ``data`` as a baseline file at ``path``, atomically (a crash leaves the old one)."""
+    p = check_writable(path)
+    atomic_write(p, baseline_text(data))
+    return p
+
+
+def check_writable(path: Path | str) -> Path:
+    """``path`` if a baseline file may be written there: never a directory or a run's results.json."""
+    p = Path(path)
+    if p.is_dir():
+        raise ConfigError(f"--baseline {p} is a directory; --update-baseline writes a baseline file "
+                          f"(e.g. {p / 'baseline.json'}), never into a run directory")
+    if p.name == RESULTS:
+        raise ConfigError(f"--baseline {p}: refusing to overwrite a run's {RESULTS}; name a baseline file")
+    return p
+
+
+def baseline_text(data: RunData) -> str:
+    """The baseline document: the record pretty-printed, then one compact line per task's samples."""
+    head = {FORMAT_KEY: FORMAT_VERSION, "source": data.label,
+            "created": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
+    parts = [f"  {json.dumps(k)}: {dumps(v)}" for k, v in head.items()]
+    record = json.dumps(json.loads(dumps(data.record.to_json())), indent=2, ensure_ascii=False)
+    parts.append('  "record": ' + record.replace("\n", "\n  "))
+    if data.rows is None:
+        parts.append('  "samples": null')
+    else:
+        tasks = [f"    {json.dumps(t)}: {dumps(_task_json(r))}" for t, r in data.rows.items()]
+        parts.append('  "samples": {\n' + ",\n".join(tasks) + "\n  }")
+    return "{\n" + ",\n".join(parts) + "\n}\n"
+
+
+def _task_json(rows: TaskRows) -> dict[str, Any]:
+    scores = {k: v.tolist() for k, v in rows.cols.items() if v.dtype.kind == "f"}  # NaN -> null
+    labels = {k: [str(x) for x in v] for k, v in rows.cols.items() if v.dtype.kind != "f"}
+    return {"uid": rows.uids.tolist(), "scores": scores, "labels": labels}

@@ -52,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     mods = _available()
     others = [n for n in mods if n != "run"]
     parser = argparse.ArgumentParser(
-        prog="molmo-eval",
+        prog="molmo-eval", allow_abbrev=False,
         description="Evaluate vision-language models on VQAv2, GQA, TextVQA, RefCOCO(+/g), PointQA, MMBench "
                     "and POPE with official-parity scorers. Without a COMMAND, evaluates (flags below).",
         epilog="commands: " + ", ".join(others) + "  (molmo-eval COMMAND --help for each)",

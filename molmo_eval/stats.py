@@ -48,6 +48,24 @@ def seed_for(*parts: object) -> int:
     return int.from_bytes(h.digest(), "little")
 
 
+class _Gathered(Mapping[str, np.ndarray]):
+    """Columns resampled by ``idx``, gathered on first use: a metric pays only for the columns it reads."""
+
+    def __init__(self, cols: Columns, idx: np.ndarray):
+        self._cols, self._idx, self._done = cols, idx, {}
+
+    def __getitem__(self, key: str) -> np.ndarray:
+        if key not in self._done:
+            self._done[key] = self._cols[key][self._idx]
+        return self._done[key]
+
+    def __iter__(self):  # type: ignore[override]
+        return iter(self._cols)
+
+    def __len__(self) -> int:
+        return len(self._cols)
+
+
 def bootstrap_ci(metric: Metric, cols: Columns, seed: int, n_boot: int = N_BOOT,
                  alpha: float = ALPHA) -> tuple[float | None, float | None]:
     n = len(next(iter(cols.values()))) if cols else 0
@@ -62,9 +80,9 @@ def bootstrap_ci(metric: Metric, cols: Columns, seed: int, n_boot: int = N_BOOT,
         for start in range(0, n_boot, chunk):
             b = min(chunk, n_boot - start)
             idx = rng.integers(0, n, size=(b, n))
-            reps[start:start + b] = np.asarray(metric.fn({k: v[idx] for k, v in cols.items()}), dtype=float)
+            reps[start:start + b] = np.asarray(metric.fn(_Gathered(cols, idx)), dtype=float)
     else:
-        reps = np.array([float(metric.fn({k: v[idx] for k, v in cols.items()}))
+        reps = np.array([float(metric.fn(_Gathered(cols, idx)))
                          for idx in (rng.integers(0, n, size=n) for _ in range(n_boot))])
     reps = reps[~np.isnan(reps)]
     if reps.size == 0:
@@ -84,7 +102,7 @@ def _cluster_replicates(metric: Metric, cols: Columns, rng: np.random.Generator,
     for b in range(n_boot):
         pick = rng.integers(0, len(members), size=len(members))
         idx = np.concatenate([members[i] for i in pick])
-        reps[b] = float(metric.fn({k: v[idx] for k, v in cols.items()}))
+        reps[b] = float(metric.fn(_Gathered(cols, idx)))
     return reps
 
 

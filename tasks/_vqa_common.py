@@ -1,0 +1,175 @@
+"""Helpers shared by the short-answer tasks (vqav2, textvqa, gqa, pope): prompts, text answers,
+image paths and the readers of the benchmarks' usual prediction files."""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from functools import lru_cache
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from molmo_eval.data import confined, field, iter_jsonl, read_json
+from molmo_eval.errors import DataError
+from molmo_eval.types import Answer, AnswerKind, Generation, Sample
+
+SHORT_ANSWER_SUFFIX = "\nAnswer the question using a single word or phrase."
+
+
+def short_answer_prompt(question: str, style: str, molmo_style: str) -> str:
+    """The LLaVA / lmms-eval short-answer prompt by default; Molmo's ``<style>: <question>`` form
+    (its evaluation prompts for vqa2, text_vqa, gqa...) for the "molmo" style."""
+    if style == "molmo":
+        return f"{molmo_style}: {question}"
+    return question + SHORT_ANSWER_SUFFIX
+
+
+def text_answer(generation: Generation) -> Answer:
+    """The raw text is the answer (normalization belongs to the scorer, as in the official code);
+    empty text is flagged unparseable but still scored as written."""
+    return _text_answer(generation.text)
+
+
+@lru_cache(maxsize=1 << 16)
+def _text_answer(text: str) -> Answer:
+    # Answers are immutable, so equal texts share one (short answers repeat a lot)
+    return Answer(AnswerKind.TEXT, text, parse_ok=bool(text.strip()))
+
+
+NO_FIELDS: Mapping[str, str] = MappingProxyType({})  # shared read-only empty SampleScore.fields
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while a loader builds millions of acyclic objects (it would
+    rescan the growing heap again and again, doubling load time); restores the previous state."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+class ImagePaths:
+    """Confined image paths with one check per distinct image (loaders see each image many times)."""
+
+    def __init__(self, root: Path, source: Path):
+        self.root, self.source = root, source
+        self._seen: dict[str, str] = {}
+
+    def __call__(self, relative: str, record: object) -> str:
+        path = self._seen.get(relative)
+        if path is None:
+            path = str(confined(self.root, relative, path=self.source, record=record))
+            self._seen[relative] = path
+        return path
+
+
+def value(rec: Any, name: str, types: tuple[type, ...], *, path: Path, index: object,
+          expected: str | None = None) -> Any:
+    """``rec[name]`` when its type is exactly one of ``types`` (the fast path for loaders that read
+    millions of records); otherwise `molmo_eval.data.field`, which accepts subclasses or raises a
+    DataError naming file, record and field. An int ``index`` reads "at index N"."""
+    try:
+        v = rec[name]
+    except (KeyError, TypeError, IndexError):
+        pass
+    else:
+        if type(v) in types:
+            return v
+    where = f"at index {index}" if isinstance(index, int) else index
+    return field(rec, name, path=path, index=where, types=types, expected=expected)
+
+
+def as_id(value: Any, *, path: Path, record: object, name: str) -> str:
+    """A benchmark id (int or str in the files) as the string Sample.id."""
+    if type(value) is int or type(value) is str:
+        return str(value)
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise DataError(f"has type {type(value).__name__}", path=path, record=record, field=name,
+                        expected="an integer or string id")
+    return str(value)
+
+
+def check_unique_ids(samples: Sequence[Sample], path: Path, name: str) -> list[Sample]:
+    """Loaders: a benchmark id must name one question of a split."""
+    seen: set[str] = set()
+    for s in samples:
+        if s.id in seen:
+            raise DataError("duplicate id", path=path, record=f"{name} {s.id}", field=name,
+                            expected="each question once")
+        seen.add(s.id)
+    return list(samples)
+
+
+def samples_by_id(samples: Sequence[Sample], path: Path) -> dict[str, Sample]:
+    by_id: dict[str, Sample] = {}
+    for s in samples:
+        if s.id in by_id:
+            raise DataError(f"question id {s.id} occurs in several splits; score one split at a time",
+                            path=path)
+        by_id[s.id] = s
+    return by_id
+
+
+def read_json_answers(path: Path, samples: Sequence[Sample], *, id_key: str, answer_key: str,
+                      unknown_ids: str) -> dict[str, Generation]:
+    """``[{id_key: ..., answer_key: str}, ...]`` -> {uid: Generation}. ``unknown_ids``: "error" (VQA's
+    loadRes asserts the id sets match) or "ignore" (GQA's eval.py looks predictions up by id)."""
+    data = read_json(path, "predictions file")
+    if not isinstance(data, list):
+        raise DataError(f"top level is a {type(data).__name__}", path=path,
+                        expected=f"a JSON list of {{{id_key!r}, {answer_key!r}}} objects")
+    return _collect(((i, rec) for i, rec in enumerate(data)), path, samples, id_key=id_key,
+                    answer_keys=(answer_key,), unknown_ids=unknown_ids, where="index")
+
+
+def read_jsonl_answers(path: Path, *, id_key: str,
+                       answer_keys: tuple[str, ...]) -> list[tuple[int, str | None, str]]:
+    """JSON lines -> [(line number, id or None, answer text)] in file order."""
+    out = []
+    for lineno, rec in iter_jsonl(path, "predictions file"):
+        text = _answer_text(rec, answer_keys, path=path, record=f"at line {lineno}")
+        rid = rec.get(id_key)
+        out.append((lineno, None if rid is None else as_id(rid, path=path, record=f"at line {lineno}",
+                                                          name=id_key), text))
+    return out
+
+
+def _answer_text(rec: Any, keys: tuple[str, ...], *, path: Path, record: object) -> str:
+    if not isinstance(rec, Mapping):
+        raise DataError("record is not an object", path=path, record=record, expected="a JSON object")
+    for k in keys:
+        if k in rec:
+            return field(rec, k, path=path, index=record, types=str)
+    raise DataError("missing field", path=path, record=record, field=keys[0],
+                    expected=" or ".join(repr(k) for k in keys) + " holding the answer text")
+
+
+def _collect(records: Iterable[tuple[int, Any]], path: Path, samples: Sequence[Sample], *, id_key: str,
+             answer_keys: tuple[str, ...], unknown_ids: str, where: str) -> dict[str, Generation]:
+    by_id = samples_by_id(samples, path)
+    out: dict[str, Generation] = {}
+    unknown: list[str] = []
+    for i, rec in records:
+        at = f"at {where} {i}"
+        text = _answer_text(rec, answer_keys, path=path, record=at)
+        qid = as_id(field(rec, id_key, path=path, index=at), path=path, record=at, name=id_key)
+        sample = by_id.get(qid)
+        if sample is None:
+            unknown.append(qid)
+            continue
+        if sample.uid in out:
+            raise DataError(f"second prediction for question {qid}", path=path, record=at, field=id_key,
+                            expected="one prediction per question")
+        out[sample.uid] = Generation(text=text)
+    if unknown and unknown_ids == "error":
+        raise DataError(f"{len(unknown)} predictions name questions that are not in split "
+                        f"{samples[0].split if samples else '?'} (first: {', '.join(unknown[:5])})",
+                        path=path, field=id_key, expected="question ids of the scored split")
+    return out
+

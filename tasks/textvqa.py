@@ -1,0 +1,119 @@
+"""TextVQA task plugin: the official TextVQA JSON -> samples -> VQA accuracy over the 10 answers.
+
+Files under ``<data-root>/textvqa/``::
+
+    TextVQA_0.5.1_<split>.json    {"data": [{question, question_id, image_id, answers (10 strings),
+                                             image_width, image_height, set_name, ...}]}
+    train_images/<image_id>.jpg   (train and val images; test_images/ for test)
+
+Scoring: the VQA accuracy of `molmo_eval.metrics.vqa` — ``official`` applies vqaEval.py's rules
+(answers are told apart by position), ``m4c`` is LLaVA's / MMF's TextVQA evaluator (EvalAI processor
+on every answer and on the prediction).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+from molmo_eval.data import field, read_json
+from molmo_eval.errors import DataError
+from molmo_eval.metrics.core import Metric
+from molmo_eval.metrics.vqa import vqa_metrics
+from molmo_eval.task import ParseContext, Task
+from molmo_eval.types import (
+    Answer,
+    AnswerKind,
+    CoordSpace,
+    Generation,
+    GenerationSettings,
+    ImageRef,
+    Sample,
+    SampleScore,
+)
+
+from ._vqa_common import (
+    NO_FIELDS,
+    ImagePaths,
+    as_id,
+    check_unique_ids,
+    read_json_answers,
+    short_answer_prompt,
+    text_answer,
+)
+from .vqav2 import vqa_score
+
+
+def annotation_file(data_dir: Path, split: str) -> Path:
+    return data_dir / f"TextVQA_0.5.1_{split}.json"
+
+
+@dataclass(frozen=True)
+class TextVQA(Task):
+    name: ClassVar[str] = "textvqa"
+    description: ClassVar[str] = "TextVQA: questions that need reading text in images, VQA soft accuracy"
+    splits: ClassVar[tuple[str, ...]] = ("val", "train")
+    default_splits: ClassVar[tuple[str, ...]] = ("val",)
+    answer_kind: ClassVar[AnswerKind] = AnswerKind.TEXT
+    primary_metric: ClassVar[str] = "accuracy"
+    data_dir: ClassVar[str] = "textvqa"
+    variants: ClassVar[tuple[str, ...]] = ("official", "m4c")
+    breakdowns: ClassVar[tuple[str, ...]] = ()  # TextVQA files carry no answer or question types
+    version: ClassVar[str] = "1"
+    molmo_style: ClassVar[str] = "text_vqa"
+
+    def data_files(self, data_dir: Path, split: str) -> list[Path]:
+        return [annotation_file(data_dir, split)]
+
+    def load(self, data_dir: Path, split: str) -> list[Sample]:
+        self.check_split(split)
+        path = annotation_file(data_dir, split)
+        records = field(read_json(path, "TextVQA annotation file"), "data", path=path, index="(top level)",
+                        types=list, expected="a top-level 'data' list")
+        images = ImagePaths(data_dir, path)
+        folder = "test_images" if split == "test" else "train_images"
+        samples = []
+        for i, rec in enumerate(records):
+            at = f"at index {i}"
+            qid = as_id(field(rec, "question_id", path=path, index=at), path=path, record=at, name="question_id")
+            image_id = field(rec, "image_id", path=path, index=at, types=str)
+            answers = field(rec, "answers", path=path, index=at, types=list, expected="a list of 10 answers")
+            if not answers or not all(isinstance(a, str) for a in answers):
+                raise DataError("not a non-empty list of strings", path=path, record=at, field="answers",
+                                expected="the human answers as strings")
+            samples.append(Sample(
+                id=qid, task=self.name, split=split,
+                image=ImageRef(path=images(f"{folder}/{image_id}.jpg", at)),
+                prompt_fields={"question": field(rec, "question", path=path, index=at, types=str)},
+                target={"answers": tuple(answers)}, meta={},
+                image_size=_size(rec, path, at)))
+        return check_unique_ids(samples, path, "question_id")
+
+    def prompt(self, sample: Sample, style: str = "default", space: CoordSpace | None = None) -> str:
+        return short_answer_prompt(sample.prompt_fields["question"], style, self.molmo_style)
+
+    def generation_settings(self) -> GenerationSettings:
+        return GenerationSettings(max_new_tokens=32)
+
+    def parse(self, sample: Sample, generation: Generation, ctx: ParseContext) -> Answer:
+        return text_answer(generation)
+
+    def score(self, sample: Sample, answer: Answer) -> SampleScore:
+        return SampleScore(sample.uid, {"accuracy": vqa_score(self.variant, sample, answer)}, NO_FIELDS)
+
+    def metrics(self) -> tuple[Metric, ...]:
+        return vqa_metrics()
+
+    def read_predictions(self, path: Path, samples: Sequence[Sample]) -> dict[str, Generation]:
+        """The VQA results format: a JSON list of ``{"question_id": int, "answer": str}``."""
+        return read_json_answers(path, samples, id_key="question_id", answer_key="answer", unknown_ids="error")
+
+
+def _size(rec: dict, path: Path, at: str) -> tuple[int, int] | None:
+    if "image_width" not in rec and "image_height" not in rec:
+        return None
+    w = field(rec, "image_width", path=path, index=at, types=int)
+    h = field(rec, "image_height", path=path, index=at, types=int)
+    return (w, h)

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from molmo_eval import paired, registry
-from molmo_eval.baseline import RunData, TaskRows, load, write_baseline
+from molmo_eval.baseline import RunData, TaskRows, load, write_baseline, write_scores
 from molmo_eval.gate import GateConfig, Outcome, compare
 from molmo_eval.gate_output import junit_xml, markdown, print_report
 from molmo_eval.metrics.core import Metric, f1, mean, ratio
@@ -205,7 +205,7 @@ def make_side(label: str, n: int, seed: int, current: bool) -> RunData:
 
 
 def write_run_dir(path: Path, data: RunData) -> None:
-    """A run directory whose samples.jsonl lines look like the runner's (prompt, output, target...)."""
+    """A run directory like the runner's: samples.jsonl lines (prompt, output, target...) and scores.json."""
     write_record(path, data.record)
 
     def lines():
@@ -222,6 +222,7 @@ def write_run_dir(path: Path, data: RunData) -> None:
                        "target": {"answers": ["red"] * 10}, "error": None, "cached": False}
 
     write_samples(path, lines())
+    write_scores(path, list(lines()))  # as the runner does
 
 
 def _time(fn: Callable[[], object], repeat: int) -> tuple[float, object]:

@@ -25,7 +25,7 @@ is read from any of
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -38,6 +38,7 @@ from molmo_eval.records import RESULTS, SAMPLES, atomic_write, dumps, iter_sampl
 from molmo_eval.stats import columns_from_lines
 from molmo_eval.types import SCHEMA_VERSION, RunRecord
 
+SCORES = "scores.json"
 FORMAT_KEY = "molmo_eval_baseline"
 FORMAT_VERSION = 1
 
@@ -71,6 +72,11 @@ def load(path: Path | str) -> RunData:
             return _from_baseline(p, data)
     record = read_record(p)  # DataError when neither a run directory nor a record
     run_dir = p if p.is_dir() else p.parent
+    if (run_dir / SCORES).is_file():  # the columnar index the runner writes beside samples.jsonl
+        data = _read_json(run_dir / SCORES)
+        if not isinstance(data, dict):
+            raise DataError("expected an object keyed by task", path=run_dir / SCORES)
+        return RunData(str(p), record, {t: _task_rows(run_dir / SCORES, t, v) for t, v in data.items()})
     if not (run_dir / SAMPLES).is_file():
         return RunData(str(p), record, None)
     return RunData(str(p), record, rows_from_samples(run_dir))
@@ -78,16 +84,29 @@ def load(path: Path | str) -> RunData:
 
 def rows_from_samples(run_dir: Path) -> dict[str, TaskRows]:
     """Per-task columns from a run's ``samples.jsonl`` (every task that has lines)."""
-    by_task: dict[str, list[dict[str, Any]]] = {}
-    for i, line in enumerate(iter_samples(run_dir), 1):
-        uid = line.get("uid") if isinstance(line, dict) else None
+    return rows_from_lines(iter_samples(run_dir), run_dir / SAMPLES)
+
+
+def rows_from_lines(lines: Iterable[Mapping[str, Any]], where: Path | str = SAMPLES) -> dict[str, TaskRows]:
+    by_task: dict[str, list[Mapping[str, Any]]] = {}
+    for i, line in enumerate(lines, 1):
+        uid = line.get("uid") if isinstance(line, Mapping) else None
         if not isinstance(uid, str):
-            raise DataError("sample line has no uid", path=run_dir / SAMPLES, record=f"at line {i}",
-                            field="uid")
+            raise DataError("sample line has no uid", path=where, record=f"at line {i}", field="uid")
         task = line.get("task") or uid.split("/", 1)[0]
         by_task.setdefault(str(task), []).append(line)
     return {t: TaskRows(np.array([ln["uid"] for ln in lines], dtype=object), columns_from_lines(lines))
             for t, lines in by_task.items()}
+
+
+def write_scores(run_dir: Path, lines: Sequence[Mapping[str, Any]]) -> Path:
+    """``scores.json``: every task's per-sample score columns, in the baseline file's ``samples`` form.
+
+    A derived index of ``samples.jsonl`` that gates and reports read in a fraction of the time."""
+    rows = rows_from_lines(lines)
+    text = "{\n" + ",\n".join(f"  {json.dumps(t)}: {dumps(_task_json(r))}" for t, r in rows.items()) + "\n}\n"
+    atomic_write(run_dir / SCORES, text)
+    return run_dir / SCORES
 
 
 def _read_json(path: Path) -> Any:

@@ -428,7 +428,10 @@ def write_run(cfg: RunConfig, record: RunRecord, lines: list[dict[str, Any]]) ->
     run_dir = cfg.output_path or default_output_path(cfg)
     run_dir.mkdir(parents=True, exist_ok=True)
     if cfg.log_samples:
+        from molmo_eval.baseline import write_scores
+
         write_samples(run_dir, lines)
+        write_scores(run_dir, lines)
     atomic_write(run_dir / REPORT, markdown_report(record))
     write_record(run_dir, record)  # last: its presence marks a complete run directory
     return run_dir

@@ -81,7 +81,10 @@ def rescore_run(args: argparse.Namespace) -> int:
     if args.output_path is not None:
         from molmo_eval.summary import markdown_report
 
+        from molmo_eval.baseline import write_scores
+
         records.write_samples(args.output_path, all_lines)
+        write_scores(args.output_path, all_lines)
         records.atomic_write(args.output_path / records.REPORT, markdown_report(record))
         records.write_record(args.output_path, record)
     if args.json:

@@ -79,9 +79,8 @@ def rescore_run(args: argparse.Namespace) -> int:
         all_lines.extend(lines)
     record = replace(run.record, tasks=results)
     if args.output_path is not None:
-        from molmo_eval.summary import markdown_report
-
         from molmo_eval.baseline import write_scores
+        from molmo_eval.summary import markdown_report
 
         records.write_samples(args.output_path, all_lines)
         write_scores(args.output_path, all_lines)

@@ -15,30 +15,29 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def list_tasks(args: argparse.Namespace) -> int:
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(box=None, pad_edge=False)
-    for col in ("task", "description", "splits (default first)", "variants", "origin"):
-        table.add_column(col)
+    """Two lines a task: name and description; then splits (defaults marked *) and variants."""
+    rows = []
     for name, plugin in sorted(registry.plugins(registry.TASK_GROUP).items()):
         cls = plugin.load()
-        splits = list(cls.default_splits) + [s for s in cls.splits if s not in cls.default_splits]
-        table.add_row(name, cls.description, ", ".join(splits), ", ".join(cls.variants), plugin.origin)
-    Console(soft_wrap=True).print(table)
+        splits = [f"{s}*" if s in cls.default_splits else s for s in cls.splits]
+        origin = "" if plugin.origin == "molmo-eval" else f"   (from {plugin.origin})"
+        rows.append((name, cls.description + origin,
+                     f"splits: {', '.join(splits)}   variants: {', '.join(cls.variants)}"))
+    width = max(len(r[0]) for r in rows) + 2 if rows else 0
+    for name, desc, detail in rows:
+        print(f"{name:<{width}}{desc}\n{'':<{width}}{detail}")
+    print("\n* evaluated by default; choose others with --split TASK=SPLIT")
     return 0
 
 
 def list_models(args: argparse.Namespace) -> int:
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(box=None, pad_edge=False)
-    for col in ("model", "description", "origin"):
-        table.add_column(col)
+    rows = []
     for name, plugin in sorted(registry.plugins(registry.MODEL_GROUP).items()):
         factory = plugin.load()
-        doc = (getattr(factory, "description", None) or (factory.__doc__ or "").strip().splitlines()[0:1] or [""])
-        table.add_row(name, doc if isinstance(doc, str) else doc[0], plugin.origin)
-    Console(soft_wrap=True).print(table)
+        doc = getattr(factory, "description", None) or (factory.__doc__ or "").strip().split("\n")[0]
+        origin = "" if plugin.origin == "molmo-eval" else f"   (from {plugin.origin})"
+        rows.append((name, doc + origin))
+    width = max(len(r[0]) for r in rows) + 2 if rows else 0
+    for name, doc in rows:
+        print(f"{name:<{width}}{doc}")
     return 0

@@ -13,37 +13,24 @@ on every answer and on the prediction).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
 from molmo_eval.data import field, read_json
 from molmo_eval.errors import DataError
-from molmo_eval.metrics.core import Metric
-from molmo_eval.metrics.vqa import vqa_metrics
-from molmo_eval.task import ParseContext, Task
 from molmo_eval.types import (
-    Answer,
     AnswerKind,
-    CoordSpace,
-    Generation,
-    GenerationSettings,
     ImageRef,
     Sample,
-    SampleScore,
 )
 
 from ._vqa_common import (
-    NO_FIELDS,
     ImagePaths,
     as_id,
     check_unique_ids,
-    read_json_answers,
-    short_answer_prompt,
-    text_answer,
 )
-from .vqav2 import vqa_score
+from .vqav2 import VQAv2
 
 
 def annotation_file(data_dir: Path, split: str) -> Path:
@@ -51,7 +38,9 @@ def annotation_file(data_dir: Path, split: str) -> Path:
 
 
 @dataclass(frozen=True)
-class TextVQA(Task):
+class TextVQA(VQAv2):
+    """Scored like VQAv2 (the same 10-answer soft accuracy); only the files differ."""
+
     name: ClassVar[str] = "textvqa"
     description: ClassVar[str] = "TextVQA: questions that need reading text in images, VQA soft accuracy"
     splits: ClassVar[tuple[str, ...]] = ("val", "train")
@@ -90,25 +79,6 @@ class TextVQA(Task):
                 target={"answers": tuple(answers)}, meta={},
                 image_size=_size(rec, path, at)))
         return check_unique_ids(samples, path, "question_id")
-
-    def prompt(self, sample: Sample, style: str = "default", space: CoordSpace | None = None) -> str:
-        return short_answer_prompt(sample.prompt_fields["question"], style, self.molmo_style)
-
-    def generation_settings(self) -> GenerationSettings:
-        return GenerationSettings(max_new_tokens=32)
-
-    def parse(self, sample: Sample, generation: Generation, ctx: ParseContext) -> Answer:
-        return text_answer(generation)
-
-    def score(self, sample: Sample, answer: Answer) -> SampleScore:
-        return SampleScore(sample.uid, {"accuracy": vqa_score(self.variant, sample, answer)}, NO_FIELDS)
-
-    def metrics(self) -> tuple[Metric, ...]:
-        return vqa_metrics()
-
-    def read_predictions(self, path: Path, samples: Sequence[Sample]) -> dict[str, Generation]:
-        """The VQA results format: a JSON list of ``{"question_id": int, "answer": str}``."""
-        return read_json_answers(path, samples, id_key="question_id", answer_key="answer", unknown_ids="error")
 
 
 def _size(rec: dict, path: Path, at: str) -> tuple[int, int] | None:

@@ -255,6 +255,8 @@ def run_task(p: PreparedTask, model: Model, cache: ResponseCache | None, cfg: Ru
     shard = evaluate_shard(p, model, cache, cfg, pool, prog, list(range(rank, len(p.samples), world)),
                            failure_budget, label)
     if group is not None:
+        # plain dicts travel through pickle (a task may hold read-only mappingproxy views)
+        shard.scores = [SampleScore(sc.uid, dict(sc.values), dict(sc.fields)) for sc in shard.scores]
         gathered = group.gather(shard)
         merged = merge_shards(gathered) if gathered is not None else None
         stopped = group.broadcast(merged.stopped if merged is not None else None)  # one decision for all

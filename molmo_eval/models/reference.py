@@ -1,0 +1,127 @@
+"""The `reference` model: the bundled reference Molmo model behind the `Model` protocol.
+
+This adapter is the only place where the harness reaches `molmo_eval.reference_model` for
+evaluation (the trainer has `molmo-eval train`). It turns Requests into pixel tensors and prompt
+ids, runs batched greedy decoding with a KV cache, and returns the decoded text. Points come out
+as ``<point> <x_k> <y_k>`` tokens (`CoordSpace.BINS`); prompts are rendered in the "molmo" style.
+
+    molmo-eval --tasks refcoco,pointqa                                  # the bundled checkpoint
+    molmo-eval --model reference --model-args checkpoint=runs/train/stage3_pointing --tasks pope
+
+Model arguments: ``checkpoint=DIR`` (default: the bundled one), ``threads=N`` (torch threads,
+default $OMP_NUM_THREADS or 2), ``max_batch=N`` (requests decoded together, default 64). torch is imported inside the
+factory, so listing models stays fast and a missing torch is one clear line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from molmo_eval.errors import ConfigError, MissingDependency
+from molmo_eval.types import CoordSpace, Generation, Request
+
+BUNDLED = "molmo-ref-v1"  # folder under reference_model/checkpoints/
+
+
+def bundled_checkpoint() -> Path:
+    from importlib import resources
+
+    return Path(str(resources.files("molmo_eval.reference_model") / "checkpoints" / BUNDLED))
+
+
+class ReferenceModel:
+    """Factory and model: ``ReferenceModel(checkpoint=DIR)``."""
+
+    name = "reference"
+    description = "the bundled reference Molmo model (ViT + MLP connector + LM with point tokens), CPU"
+    coord_space = CoordSpace.BINS
+    prompt_style = "molmo"
+    needs_pixels = True
+
+    def __init__(self, checkpoint: str | None = None, *, device: str = "cpu", threads: str | int | None = None,
+                 max_batch: str | int = 64, **unknown: str):
+        if unknown:
+            raise ConfigError(f"--model-args: unknown argument(s) for model 'reference': "
+                              f"{', '.join(sorted(unknown))} (expected checkpoint, threads, max_batch)")
+        passive_openmp()
+        try:
+            import torch
+        except ModuleNotFoundError:
+            raise MissingDependency("torch", "model", "the reference model") from None
+        from molmo_eval.reference_model import checkpoint as ckpt
+
+        path = Path(checkpoint).expanduser() if checkpoint else bundled_checkpoint()
+        if not ckpt.is_checkpoint(path):
+            raise ConfigError(f"--model-args checkpoint={path}: not a reference-model checkpoint "
+                              f"(needs {ckpt.CONFIG} and {ckpt.WEIGHTS})")
+        if threads is None:  # OMP_NUM_THREADS when set (torchrun sets 1 per rank), else 2
+            import os
+
+            threads = os.environ.get("OMP_NUM_THREADS") or 2
+        self.threads, self.max_batch = _positive(threads, "threads"), _positive(max_batch, "max_batch")
+        torch.set_num_threads(self.threads)
+        self.device = device
+        self.path = path
+        self.model, self.tok, self.meta = ckpt.load(path, device=device)
+        self.fingerprint = f"reference-{ckpt.digest(path)[:20]}"
+
+    def cache_extra(self, request: Request) -> str:
+        return ""  # outputs are a pure function of the prompt, the image and the settings
+
+    def generate(self, requests: Sequence[Request]) -> list[Generation]:
+        out: list[Generation] = []
+        for i in range(0, len(requests), self.max_batch):
+            out.extend(self._batch(requests[i:i + self.max_batch]))
+        return out
+
+    def _batch(self, requests: Sequence[Request]) -> list[Generation]:
+        import torch
+
+        from molmo_eval.reference_model.generate import generate
+        from molmo_eval.reference_model.processing import image_tensor, prompt_ids
+
+        size = self.model.cfg.image_size
+        images = [_pixels(r, size) for r in requests]
+        prompts = [prompt_ids(self.tok, r.prompt) for r in requests]
+        limits = [max(1, r.settings.max_new_tokens) for r in requests]
+        with torch.inference_mode():
+            px = image_tensor(images, size).to(self.device)
+            ids = generate(self.model, px, prompts, max(limits))
+        texts = [self.tok.decode(seq[:n]) for seq, n in zip(ids, limits)]
+        return [Generation(text=_cut(t, r.settings.stop)) for t, r in zip(texts, requests)]
+
+
+def passive_openmp() -> None:
+    """Idle OpenMP threads sleep instead of spinning (unless the user chose otherwise). On a busy
+    machine spinning threads made a 2-thread step 4-7x slower; the setting only takes effect when
+    torch is first imported."""
+    import os
+
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
+def _pixels(request: Request, size: int) -> Any:
+    """The request's first image as (H, W, 3) uint8; a mid-gray image when a request has none."""
+    import numpy as np
+
+    if request.images and request.images[0].pixels is not None:
+        return request.images[0].pixels
+    return np.full((size, size, 3), 128, dtype=np.uint8)
+
+
+def _cut(text: str, stop: Sequence[str]) -> str:
+    """Text before the first stop string."""
+    ends = [text.find(s) for s in stop if s and s in text]
+    return text[:min(ends)] if ends else text
+
+
+def _positive(v: str | int, what: str) -> int:
+    try:
+        n = int(v)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise ConfigError(f"--model-args {what}={v!r}: expected a positive integer")
+    return n

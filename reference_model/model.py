@@ -1,0 +1,164 @@
+"""The reference Molmo model: ViT -> MLP connector -> decoder LM, composed over one sequence
+
+    [<vision_start>, visual tokens (n_visual), <vision_end>, text segment 1, text segment 2, ...]
+
+Masking (`attention_mask`): the visual prefix attends to itself (bidirectionally) and is visible
+to every text token; a text token sees earlier tokens of its own segment only, never a later one.
+Several question/answer segments about the same image can therefore share one image encoding in
+training (as Molmo packs the many annotations of an image), and each segment's positions restart
+after the prefix, so a packed segment computes exactly what it would alone.
+
+``forward(pixels, ids, seg, pos, targets) -> (logits, loss)``; `generate.py` drives inference.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import ModelConfig
+from .connector import Connector, bin_codes
+from .lm import Decoder, KVCache
+from .tokenizer import N_BINS, POINT, SPECIALS
+from .vision import VisionEncoder
+
+IGNORE = -100
+_VISION_START, _VISION_END = SPECIALS.index("<vision_start>"), SPECIALS.index("<vision_end>")
+_POINT, _X0 = SPECIALS.index(POINT), SPECIALS.index("<x_0>")
+_Y0 = _X0 + N_BINS
+
+
+def attention_mask(seg: torch.Tensor, prefix_len: int) -> torch.Tensor:
+    """Boolean mask (B, 1, P+T, P+T), True where query i may attend to key j.
+
+    seg (B, T): segment id of each text token, 0 for padding. Prefix keys are visible to every
+    query; a text key j is visible to query i when both are in the same segment and j <= i.
+    Padding queries see the prefix only (so no row is empty)."""
+    B, T = seg.shape
+    P = prefix_len
+    i = torch.arange(T, device=seg.device)
+    causal = i[None, :] <= i[:, None]  # (T, T) key <= query
+    same = (seg[:, :, None] == seg[:, None, :]) & (seg[:, None, :] > 0)  # (B, T, T)
+    text = same & causal
+    mask = torch.zeros(B, P + T, P + T, dtype=torch.bool, device=seg.device)
+    mask[:, :, :P] = True
+    mask[:, P:, P:] = text
+    return mask[:, None]
+
+
+def segment_positions(seg: torch.Tensor, prefix_len: int) -> torch.Tensor:
+    """Positions (B, P+T): 0..P-1 for the prefix, then P + index within each text segment."""
+    B, T = seg.shape
+    idx = torch.arange(T, device=seg.device).expand(B, -1)
+    start = torch.ones(B, T, dtype=torch.bool, device=seg.device)
+    start[:, 1:] = seg[:, 1:] != seg[:, :-1]  # segments are contiguous runs of one id
+    first = torch.cummax(torch.where(start, idx, torch.zeros_like(idx)), dim=1).values
+    pos = idx - first
+    prefix = torch.arange(prefix_len, device=seg.device).expand(B, -1)
+    return torch.cat([prefix, pos + prefix_len], dim=1)
+
+
+class PointingModule(nn.Module):
+    """Optional regression head: (x, y) in [0, 1] from the hidden state at each <point> token."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.fc1 = nn.Linear(dim, dim)
+        self.fc2 = nn.Linear(dim, 2)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.fc2(F.gelu(self.fc1(h))))
+
+
+class MolmoModel(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg.validate()
+        self.vision = VisionEncoder(cfg)
+        self.connector = Connector(cfg)
+        self.embed = nn.Embedding(cfg.vocab_size, cfg.dim)
+        self.decoder = Decoder(cfg)
+        self.pointing = PointingModule(cfg.dim) if cfg.pointing_head else None
+        self.apply(_init)
+        for name, p in self.named_parameters():  # GPT-2: scale residual projections by depth
+            if name.endswith(("out.weight", "proj.weight")):
+                depth = cfg.layers if name.startswith("decoder") else cfg.vit_layers
+                nn.init.normal_(p, std=0.02 / (2 * depth) ** 0.5)
+        self.init_point_embeddings()
+
+    def init_point_embeddings(self, scale: float = 0.1) -> None:
+        """Start the <x_k> / <y_k> embeddings (input and, tied, output) from the connector's position
+        code of the bin centres: reading a point in a prompt and writing one share the geometry of
+        the visual tokens, instead of 200 unrelated classes learned one by one."""
+        if self.cfg.vocab_size < _Y0 + N_BINS:
+            return
+        x, y = bin_codes(self.cfg.grid // self.cfg.pool, self.cfg.dim, N_BINS)
+        with torch.no_grad():
+            self.embed.weight[_X0:_X0 + N_BINS] = scale * x
+            self.embed.weight[_Y0:_Y0 + N_BINS] = scale * y
+
+    # --- parts -----------------------------------------------------------------------------
+    def parts(self) -> dict[str, list[nn.Parameter]]:
+        """Parameters by part, for per-part freezing and learning rates (torchtune's fusion idea)."""
+        groups: dict[str, list[nn.Parameter]] = {"vision": [], "connector": [], "lm": []}
+        for name, p in self.named_parameters():
+            key = name.split(".")[0]
+            groups["vision" if key == "vision" else "connector" if key == "connector" else "lm"].append(p)
+        return groups
+
+    def prefix(self, pixels: torch.Tensor) -> torch.Tensor:
+        """pixels (B, 3, S, S) in [0, 1] -> prefix embeddings (B, P, D)."""
+        vis = self.connector(self.vision(pixels))  # (B, N, D)
+        B = vis.shape[0]
+        ends = self.embed(torch.tensor([_VISION_START, _VISION_END], device=vis.device))  # (2, D)
+        return torch.cat([ends[0].expand(B, 1, -1), vis, ends[1].expand(B, 1, -1)], dim=1)
+
+    def logits(self, h: torch.Tensor) -> torch.Tensor:
+        return h @ self.embed.weight.T  # tied input/output embeddings
+
+    # --- training / scoring ----------------------------------------------------------------
+    def forward(self, pixels: torch.Tensor, ids: torch.Tensor, seg: torch.Tensor,
+                targets: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """pixels (B, 3, S, S); ids, seg, targets (B, T) -> logits (B, T, V), mean loss over targets.
+
+        ``targets[b, t]`` is the token that should follow ``ids[b, t]`` (IGNORE where no loss)."""
+        P = self.cfg.prefix_len
+        x = torch.cat([self.prefix(pixels), self.embed(ids)], dim=1)  # (B, P+T, D)
+        h = self.decoder(x, segment_positions(seg, P), attention_mask(seg, P))[:, P:]  # (B, T, D)
+        logits = self.logits(h)
+        if targets is None:
+            return logits, None
+        loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=IGNORE)
+        if self.pointing is not None:
+            loss = loss + self.point_loss(h, ids, targets)
+        return logits, loss
+
+    def point_loss(self, h: torch.Tensor, ids: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """L1 between the regressed point at each trained <point> token and its bin centre."""
+        at = (ids == _POINT) & (targets >= _X0) & (targets < _X0 + N_BINS)
+        if not at.any():
+            return h.sum() * 0.0
+        x_bin = targets[at] - _X0
+        nxt = torch.roll(targets, -1, dims=1)[at] - _Y0  # the y token follows the x token
+        goal = torch.stack([x_bin, nxt.clamp(0, N_BINS - 1)], dim=-1).float().add(0.5) / N_BINS
+        return F.l1_loss(self.pointing(h[at]), goal)
+
+    # --- inference steps (used by generate.py) ---------------------------------------------
+    def step(self, x: torch.Tensor, pos: torch.Tensor, mask: torch.Tensor, cache: KVCache | None
+             ) -> torch.Tensor:
+        """Run embeddings x (B, T, D) at positions pos (B, T) -> final hidden states (B, T, D)."""
+        return self.decoder(x, pos, mask, cache)
+
+    def n_params(self, part: str | None = None) -> int:
+        ps = self.parameters() if part is None else self.parts()[part]
+        return sum(p.numel() for p in ps)
+
+
+def _init(m: nn.Module) -> None:
+    if isinstance(m, nn.Linear):
+        nn.init.normal_(m.weight, std=0.02)
+        if m.bias is not None:
+            nn.init.zeros_(m.bias)
+    elif isinstance(m, nn.Embedding):
+        nn.init.normal_(m.weight, std=0.02)

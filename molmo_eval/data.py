@@ -15,6 +15,8 @@ import io
 import json
 import os
 import pickle
+import threading
+from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -123,11 +125,38 @@ def image_bytes(ref: ImageRef) -> bytes:
     return data
 
 
+_RECENT_IMAGES = 64  # decoded images kept per process (a few MB on benchmark-sized images)
+_recent: OrderedDict[tuple[str, int, int, bool], Image] = OrderedDict()
+_recent_lock = threading.Lock()
+
+
 def load_image(ref: ImageRef, decode: bool) -> Image:
     """Read an image's bytes, digest them and read its size; decode RGB pixels if asked.
 
     Sizes are checked from the header before any decoding, so a decompression bomb is refused
-    without allocating its pixels."""
+    without allocating its pixels. Image files recently loaded are served from memory while their
+    size and modification time are unchanged: benchmarks ask several questions about one image."""
+    if ref.path is None:
+        return _load_image(ref, decode)
+    try:
+        st = os.stat(ref.path)
+    except OSError:
+        return _load_image(ref, decode)  # the loader says what is wrong
+    key = (ref.path, st.st_size, st.st_mtime_ns, decode)
+    with _recent_lock:
+        hit = _recent.get(key)
+        if hit is not None:
+            _recent.move_to_end(key)
+            return hit
+    im = _load_image(ref, decode)
+    with _recent_lock:
+        _recent[key] = im
+        while len(_recent) > _RECENT_IMAGES:
+            _recent.popitem(last=False)
+    return im
+
+
+def _load_image(ref: ImageRef, decode: bool) -> Image:
     import numpy as np
     from PIL import Image as PILImage
 
@@ -140,6 +169,8 @@ def load_image(ref: ImageRef, decode: bool) -> Image:
                 raise DataError(f"image of {w}x{h} pixels exceeds the decompression limit",
                                 path=ref.describe(), expected=f"<= {MAX_IMAGE_PIXELS} pixels")
             pixels = np.asarray(im.convert("RGB")) if decode else None
+            if pixels is not None:
+                pixels.setflags(write=False)  # shared between the samples of one image
     except DataError:
         raise
     except Exception as e:  # PIL raises many types for corrupt files

@@ -1,7 +1,8 @@
 """Data-parallel evaluation under torchrun (DESIGN §8).
 
 `torchrun --nproc-per-node N -m molmo_eval --tasks ...` (or the console script under torchrun)
-starts N processes; each evaluates every N-th sample of each task, rank 0 gathers the shares,
+starts N processes; each evaluates a share of each task's samples (whole images at a time, so
+that the questions about one image stay together: `runner.shard_indices`), rank 0 gathers the shares,
 restores the original order and aggregates, so the record equals a single process's. Uses
 torch.distributed with gloo on CPU and nccl on GPU; all ranks share the SQLite response cache
 (WAL mode and busy timeouts make concurrent writers safe; keys are unique, so nothing is

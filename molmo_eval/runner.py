@@ -252,8 +252,8 @@ def run_task(p: PreparedTask, model: Model, cache: ResponseCache | None, cfg: Ru
     t0 = time.perf_counter()
     rank, world = (group.rank, group.world) if group else (0, 1)
     label = p.task.name if group is None else f"{p.task.name} (rank {rank}'s share of {world})"
-    shard = evaluate_shard(p, model, cache, cfg, pool, prog, list(range(rank, len(p.samples), world)),
-                           failure_budget, label)
+    mine = list(range(len(p.samples))) if world == 1 else shard_indices(p.samples, rank, world)
+    shard = evaluate_shard(p, model, cache, cfg, pool, prog, mine, failure_budget, label)
     if group is not None:
         # plain dicts travel through pickle (a task may hold read-only mappingproxy views)
         shard.scores = [SampleScore(sc.uid, dict(sc.values), dict(sc.fields)) for sc in shard.scores]
@@ -325,6 +325,25 @@ def evaluate_shard(p: PreparedTask, model: Model, cache: ResponseCache | None, c
             break
     prog.finish()
     return out
+
+
+def shard_indices(samples: Sequence[Sample], rank: int, world: int) -> list[int]:
+    """This rank's samples: whole images at a time (the questions about one image stay on one rank,
+    where the model's per-image work and the decoded image are reused), images dealt in order to
+    the rank with the fewest samples so far; ascending indices."""
+    by_image: dict[object, list[int]] = {}
+    for i, s in enumerate(samples):
+        ref = s.image
+        key = ("no image", i) if ref is None else ref.path or ref.b64 or ref.data
+        by_image.setdefault(key, []).append(i)
+    load = [0] * world
+    mine: list[int] = []
+    for idx in by_image.values():
+        r = min(range(world), key=lambda k: (load[k], k))
+        load[r] += len(idx)
+        if r == rank:
+            mine.extend(idx)
+    return sorted(mine)
 
 
 def merge_shards(shards: Sequence[Shard]) -> Shard:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import subprocess
 import sys
 from pathlib import Path
@@ -29,7 +30,8 @@ def tiny_ckpt(tmp_path: Path) -> Path:
 
 
 def _request(prompt: str, pixels: np.ndarray | None, n: int = 8, stop: tuple[str, ...] = ()) -> Request:
-    images = () if pixels is None else (Image("d", (pixels.shape[1], pixels.shape[0]), b"", pixels),)
+    digest = "" if pixels is None else hashlib.blake2b(pixels.tobytes(), digest_size=16).hexdigest()
+    images = () if pixels is None else (Image(digest, (pixels.shape[1], pixels.shape[0]), b"", pixels),)
     return Request(uid=f"t/s/{prompt}", prompt=prompt, images=images,
                    settings=GenerationSettings(max_new_tokens=n, stop=stop), answer_kind=AnswerKind.TEXT)
 
@@ -46,6 +48,22 @@ def test_plugin_declares_what_the_harness_needs(tiny_ckpt):
     assert m.generate(reqs) == gens or [g.text for g in m.generate(reqs)] == [g.text for g in gens]
     singles = [m.generate([r])[0].text for r in reqs]
     assert singles == [g.text for g in gens], "batched outputs equal one-by-one outputs"
+
+
+def test_the_encoder_runs_once_per_image_and_outputs_do_not_change(tiny_ckpt):
+    rng = np.random.default_rng(1)
+    a, b = (rng.integers(0, 256, (30, 40, 3), dtype=np.uint8) for _ in range(2))
+    reqs = [_request("what color is it ?", a), _request("is it red ?", b), _request("what ?", a),
+            _request("is it ?", b), _request("what ?", None), _request("it ?", None)]
+    m = ReferenceModel(checkpoint=str(tiny_ckpt), threads="1")
+    seen = []
+    encode = m.model.prefix
+    m.model.prefix = lambda px: (seen.append(px.shape[0]), encode(px))[1]  # type: ignore[method-assign]
+    first = [g.text for g in m.generate(reqs[:3])]
+    rest = [g.text for g in m.generate(reqs[3:])]
+    assert seen == [2, 1], "a, b in the first batch; only the gray stand-in is new in the second"
+    fresh = [ReferenceModel(checkpoint=str(tiny_ckpt), threads="1").generate([r])[0].text for r in reqs]
+    assert first + rest == fresh
 
 
 def test_fingerprint_follows_the_weights(tiny_ckpt, tmp_path):

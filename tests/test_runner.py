@@ -150,3 +150,47 @@ def test_limit_and_nan_free_json(toy_task, toy_root, tmp_path):
     data = json.loads(text)
     assert data["schema_version"] == 1 and data["n-samples"]["toy"]["effective"] == 5
     assert not math.isnan(data["tasks"]["toy"]["metrics"]["accuracy"]["value"])
+
+
+def test_shards_keep_the_questions_about_one_image_together():
+    from molmo_eval.runner import shard_indices
+    from molmo_eval.types import ImageRef, Sample
+
+    # images with 1..5 questions each, interleaved as a benchmark might list them
+    images = [f"/data/{k}.png" for k in range(9)]
+    order = [k for rep in range(5) for k in range(9) if rep <= k % 5]
+    samples = [Sample(id=str(i), task="t", split="s", image=ImageRef(path=images[k]), prompt_fields={}, target={})
+               for i, k in enumerate(order)]
+    samples.append(Sample(id="none", task="t", split="s", image=None, prompt_fields={}, target={}))
+    shares = [shard_indices(samples, r, 3) for r in range(3)]
+    assert sorted(i for s in shares for i in s) == list(range(len(samples)))  # each sample exactly once
+    for share in shares:
+        assert share == sorted(share)
+    owner = {samples[i].image.path: r for r, share in enumerate(shares) for i in share if samples[i].image}
+    for r, share in enumerate(shares):  # every question of an image on its image's rank
+        assert all(owner[samples[i].image.path] == r for i in share if samples[i].image)
+    sizes = [len(s) for s in shares]
+    assert max(sizes) - min(sizes) <= 5  # balanced to within the largest image's questions
+
+
+def test_recently_loaded_images_are_reused_until_the_file_changes(tmp_path):
+    import os
+
+    import numpy as np
+    from PIL import Image as PILImage
+
+    from molmo_eval.data import load_image
+    from molmo_eval.types import ImageRef
+
+    path = tmp_path / "a.png"
+    PILImage.new("RGB", (8, 6), (200, 10, 10)).save(path)
+    first = load_image(ImageRef(path=str(path)), True)
+    assert load_image(ImageRef(path=str(path)), True) is first
+    assert not first.pixels.flags.writeable  # shared, so nobody may change it in place
+    with pytest.raises(ValueError):
+        first.pixels[0, 0, 0] = 1
+    PILImage.new("RGB", (8, 6), (10, 200, 10)).save(path)
+    os.utime(path, ns=(first_ns := os.stat(path).st_mtime_ns + 10**9, first_ns))
+    again = load_image(ImageRef(path=str(path)), True)
+    assert again is not first and again.digest != first.digest
+    assert np.array_equal(again.pixels[0, 0], [10, 200, 10])

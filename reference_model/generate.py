@@ -21,6 +21,17 @@ _EOS, _PAD, _POINT = SPECIALS.index("<eos>"), SPECIALS.index("<pad>"), SPECIALS.
 _X0, _Y0 = SPECIALS.index("<x_0>"), SPECIALS.index("<y_0>")
 
 
+def fit_new_tokens(model: MolmoModel, prompts: Sequence[Sequence[int]], max_new_tokens: int) -> int:
+    """``max_new_tokens``, cut so that the longest prompt plus its answer stays within the rotary
+    position table (``cfg.max_len`` text positions); a prompt that leaves no room is an error."""
+    longest = max(len(p) for p in prompts)
+    room = model.cfg.max_len - longest
+    if room < 1:
+        raise ValueError(f"a prompt of {longest} tokens leaves no room to answer: the model reads at most "
+                         f"{model.cfg.max_len} text tokens (prompt and answer)")
+    return min(max_new_tokens, room)
+
+
 def left_pad(prompts: Sequence[Sequence[int]], prefix_len: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """ids (B, L) left-padded, key validity (B, P+L), positions (B, P+L)."""
     B, L = len(prompts), max(len(p) for p in prompts)
@@ -65,16 +76,22 @@ class _Greedy:
 
 
 @torch.no_grad()
-def generate(model: MolmoModel, pixels: torch.Tensor, prompts: Sequence[Sequence[int]],
-             max_new_tokens: int = 32) -> list[list[int]]:
+def generate(model: MolmoModel, pixels: torch.Tensor | None, prompts: Sequence[Sequence[int]],
+             max_new_tokens: int = 32, *, prefix: torch.Tensor | None = None) -> list[list[int]]:
     """Greedy continuation of each prompt (ids ending with <answer>), stopping at <eos>.
 
-    pixels (B, 3, S, S) in [0, 1]. Returns the new tokens of each sequence, without the <eos>."""
+    pixels (B, 3, S, S) in [0, 1], or ``prefix`` (B, P, D): the images' prefix embeddings already
+    computed by `MolmoModel.prefix` (a caller that meets one image several times computes it once).
+    Returns the new tokens of each sequence, without the <eos>."""
     model.eval()
     P, B = model.cfg.prefix_len, len(prompts)
+    max_new_tokens = fit_new_tokens(model, prompts, max_new_tokens)
     ids, key_valid, pos = left_pad(prompts, P)
-    cache = KVCache.empty(model.cfg, B, key_valid.shape[1] + max_new_tokens, pixels.device)
-    x = torch.cat([model.prefix(pixels), model.embed(ids)], dim=1)
+    if prefix is None:
+        assert pixels is not None, "generate needs pixels or a prefix"
+        prefix = model.prefix(pixels)
+    cache = KVCache.empty(model.cfg, B, key_valid.shape[1] + max_new_tokens, prefix.device)
+    x = torch.cat([prefix, model.embed(ids)], dim=1)
     h = model.step(x, pos, prefill_mask(key_valid, P), cache)[:, -1]
     choose, last = _Greedy(model, B), ids[:, -1]
     next_pos = pos[:, -1] + 1
@@ -98,6 +115,7 @@ def generate_uncached(model: MolmoModel, pixels: torch.Tensor, prompts: Sequence
     """The same decoding without a cache: the whole sequence (image included) is re-run every step."""
     model.eval()
     P, B = model.cfg.prefix_len, len(prompts)
+    max_new_tokens = fit_new_tokens(model, prompts, max_new_tokens)
     seqs = [list(p) for p in prompts]
     choose = _Greedy(model, B)
     done = torch.zeros(B, dtype=torch.bool)

@@ -210,6 +210,21 @@ def test_generation_stops_at_eos_and_respects_max_new_tokens():
         == [[red] * 4, [red] * 4]
 
 
+def test_answers_stop_at_the_end_of_the_position_table_and_overlong_prompts_are_refused():
+    t = tok()
+    red = t.encode("red")[0]
+    m = tiny_model()
+    scripted_logits(m, [red])
+    room = m.cfg.max_len - 5
+    long_prompt = [red] * (room - 1) + [t.sep_id]  # leaves 5 text positions for the answer
+    assert generate(m, rand_images(1), [long_prompt], max_new_tokens=40) == [[red] * 5]
+    m = tiny_model()
+    scripted_logits(m, [red])
+    assert generate_uncached(m, rand_images(1), [long_prompt], max_new_tokens=40) == [[red] * 5]
+    with pytest.raises(ValueError, match="no room to answer"):
+        generate(m, rand_images(1), [[red] * m.cfg.max_len], max_new_tokens=4)
+
+
 # --- checkpoints ----------------------------------------------------------------------------------
 
 def test_checkpoint_round_trip_float16_and_float32(tmp_path):

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -23,12 +24,16 @@ from pathlib import Path
 ALL = "vqav2,gqa,textvqa,refcoco,pointqa,mmbench,pope"
 
 
-def run(cmd: list[str], out: Path) -> tuple[float, dict]:
+def run(cmd: list[str], out: Path) -> tuple[float, float, dict]:
+    """Wall seconds, CPU seconds (user + system, all processes of the command) and the record."""
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
     subprocess.run(cmd + ["--output-path", str(out)], check=True, env=env, stdout=subprocess.DEVNULL)
     wall = time.perf_counter() - t
-    return wall, json.loads((out / "results.json").read_text())
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, cpu, json.loads((out / "results.json").read_text())
 
 
 def comparable(run_dir: Path) -> tuple[list, dict]:
@@ -52,16 +57,18 @@ def main() -> int:
         common += ["--limit", str(args.limit)]
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        w1, r1 = run([sys.executable, "-m", "molmo_eval", *common], tmp / "one")
-        wn, rn = run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node",
-                      str(args.ranks), "-m", "molmo_eval", *common], tmp / "many")
+        w1, c1, r1 = run([sys.executable, "-m", "molmo_eval", *common], tmp / "one")
+        wn, cn, rn = run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node",
+                          str(args.ranks), "-m", "molmo_eval", *common], tmp / "many")
         n = r1["counts"]["samples"]
         e1 = sum(t["seconds"] for t in r1["tasks"].values())
         en = sum(t["seconds"] for t in rn["tasks"].values())
         same = comparable(tmp / "one") == comparable(tmp / "many")
         print(f"{n} samples of {args.tasks}")
-        print(f"1 rank x 1 thread : {n / e1:7.1f} samples/s evaluating ({e1:.1f} s; {w1:.1f} s wall incl. start-up)")
-        print(f"{args.ranks} ranks x 1 thread: {n / en:7.1f} samples/s evaluating ({en:.1f} s; {wn:.1f} s wall incl. start-up)")
+        print(f"1 rank x 1 thread : {n / e1:7.1f} samples/s evaluating ({e1:.1f} s; {w1:.1f} s wall incl. start-up, "
+              f"{c1:.1f} CPU s = {c1 / w1:.2f} cores busy)")
+        print(f"{args.ranks} ranks x 1 thread: {n / en:7.1f} samples/s evaluating ({en:.1f} s; {wn:.1f} s wall incl. start-up, "
+              f"{cn:.1f} CPU s = {cn / wn:.2f} cores busy)")
         print(f"speed-up {e1 / en:.2f}x evaluating, {w1 / wn:.2f}x wall; identical metrics and per-sample scores: {same}")
         return 0 if same else 1
 

@@ -6,8 +6,8 @@ A checkpoint directory holds
     config.json         {"model": ModelConfig, "tokenizer": vocab, "meta": {...}}
     training_log.jsonl  (written by train.py) one line per logged step
 
-The digest of ``model.safetensors`` + ``config.json`` identifies a checkpoint (the harness uses it as
-the model fingerprint). Training state for resuming (optimizer moments, step) is a second
+The digest of ``model.safetensors`` and the output-deciding part of ``config.json`` (everything but
+``meta``) identifies a checkpoint (the harness uses it as the model fingerprint). Training state for resuming (optimizer moments, step) is a second
 safetensors file with a JSON sidecar, written by `save_state` next to the weights.
 """
 
@@ -58,12 +58,16 @@ def load(path: Path, device: str = "cpu") -> tuple[MolmoModel, Tokenizer, dict[s
 
 
 def digest(path: Path) -> str:
-    """sha256 over the weights and the config: the checkpoint's identity."""
+    """sha256 over the weights and what of the config decides outputs (format, model config, dtype,
+    tokenizer): the checkpoint's identity. ``meta`` (command, timings, held-out scores) is left out,
+    so the same weights keep the same identity whatever the run that wrote them recorded."""
     h = hashlib.sha256()
-    for name in (WEIGHTS, CONFIG):
-        with open(path / name, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                h.update(chunk)
+    with open(path / WEIGHTS, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    config = json.loads((path / CONFIG).read_text())
+    identity = {k: config.get(k) for k in ("format", "model", "dtype", "tokenizer")}
+    h.update(json.dumps(identity, sort_keys=True, separators=(",", ":")).encode())
     return h.hexdigest()
 
 

@@ -75,6 +75,12 @@ def test_fingerprint_follows_the_weights(tiny_ckpt, tmp_path):
     assert ReferenceModel(checkpoint=str(other), threads="1").fingerprint != a.fingerprint
 
 
+def test_fingerprint_ignores_the_training_metadata(tiny_ckpt, tmp_path):
+    model, tok, _ = checkpoint.load(tiny_ckpt)
+    again = checkpoint.save(model, tok, tmp_path / "again", meta={"train_seconds": 123.4, "command": "x"})
+    assert checkpoint.digest(again) == checkpoint.digest(tiny_ckpt)
+
+
 def test_bad_model_args_are_config_errors(tiny_ckpt, tmp_path):
     with pytest.raises(ConfigError, match="unknown argument"):
         ReferenceModel(checkpoint=str(tiny_ckpt), temprature="0")

@@ -56,15 +56,18 @@ def without_points(g: Group) -> Group | None:
 
 
 class WorldSource:
-    """One of the world's training streams, grouped by scene."""
+    """One of the world's training streams, grouped by scene. ``per_scene``: examples drawn per scene
+    (the stream's default when None; captions have one): more questions per image share one pass of
+    the vision encoder, which costs about as much as the language model on a packed row."""
 
-    def __init__(self, name: str, seed: int, pointing: bool = True):
-        self.name, self.seed, self.pointing = name, seed, pointing
+    def __init__(self, name: str, seed: int, pointing: bool = True, per_scene: int | None = None):
+        self.name, self.seed, self.pointing, self.per_scene = name, seed, pointing, per_scene
 
     def groups(self, start: int) -> Iterator[Group]:
         from .world import training
 
-        stream = training.STREAMS[self.name](self.seed, start=start)
+        kw = {} if self.per_scene is None else {"per_scene": self.per_scene}
+        stream = training.STREAMS[self.name](self.seed, start=start, **kw)
         for _, exs in itertools.groupby(stream, key=lambda e: e.scene_id):
             items = list(exs)
             g = Group(items[0].image, tuple((e.prompt, e.answer) for e in items), tuple(e.kind for e in items))

@@ -22,7 +22,7 @@ from typing import Any
 from molmo_eval.errors import ConfigError, MissingDependency
 from molmo_eval.types import CoordSpace, Generation, Request
 
-BUNDLED = "molmo-ref-v1"  # folder under reference_model/checkpoints/
+BUNDLED = "molmo-ref-v2"  # folder under reference_model/checkpoints/
 
 
 def bundled_checkpoint() -> Path:

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import io
 import json
 import os
 import pickle
-import threading
-from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -125,16 +124,11 @@ def image_bytes(ref: ImageRef) -> bytes:
     return data
 
 
-_RECENT_IMAGES = 64  # decoded images kept per process (a few MB on benchmark-sized images)
-_recent: OrderedDict[tuple[str, int, int, bool], Image] = OrderedDict()
-_recent_lock = threading.Lock()
-
-
 def load_image(ref: ImageRef, decode: bool) -> Image:
     """Read an image's bytes, digest them and read its size; decode RGB pixels if asked.
 
     Sizes are checked from the header before any decoding, so a decompression bomb is refused
-    without allocating its pixels. Image files recently loaded are served from memory while their
+    without allocating its pixels. The last 64 image files loaded are served from memory while their
     size and modification time are unchanged: benchmarks ask several questions about one image."""
     if ref.path is None:
         return _load_image(ref, decode)
@@ -142,18 +136,12 @@ def load_image(ref: ImageRef, decode: bool) -> Image:
         st = os.stat(ref.path)
     except OSError:
         return _load_image(ref, decode)  # the loader says what is wrong
-    key = (ref.path, st.st_size, st.st_mtime_ns, decode)
-    with _recent_lock:
-        hit = _recent.get(key)
-        if hit is not None:
-            _recent.move_to_end(key)
-            return hit
-    im = _load_image(ref, decode)
-    with _recent_lock:
-        _recent[key] = im
-        while len(_recent) > _RECENT_IMAGES:
-            _recent.popitem(last=False)
-    return im
+    return _load_image_file(ref.path, st.st_size, st.st_mtime_ns, decode)
+
+
+@functools.lru_cache(maxsize=64)  # thread-safe; size and mtime are part of the key, so edits re-read
+def _load_image_file(path: str, size: int, mtime_ns: int, decode: bool) -> Image:
+    return _load_image(ImageRef(path=path), decode)
 
 
 def _load_image(ref: ImageRef, decode: bool) -> Image:

@@ -258,36 +258,25 @@ def _grouped_bars(table: Any, groups: Sequence[tuple[str, Any]], title: str) -> 
 
 
 def stage_bars(table: Any) -> Any:
-    data = _values(table, "data")[-1] if "data" in table.axes else None
-    want = {"data": data} if data is not None else {}
+    want = {"data": _values(table, "data")[-1]} if "data" in table.axes else {}
     if "pointing" in table.axes:
         want["pointing"] = "on" if "on" in _values(table, "pointing") else _values(table, "pointing")[0]
-    rows = _rows(table, **want)
-    from molmo_eval.report_formats import axis_text
-
-    suffix = ", ".join(f"{a} {axis_text(a, v)}" for a, v in want.items())
-    return _grouped_bars(
-        table,
-        [(f"stages {r.entry.coords['stages']}", r) for r in rows],
-        f"Training stages ({suffix})" if suffix else "Training stages",
-    )
+    return _axis_bars(table, "stages", want, "Training stages")
 
 
 def pointing_bars(table: Any) -> Any:
-    want = {}
-    if "data" in table.axes:
-        want["data"] = _values(table, "data")[-1]
-    if "stages" in table.axes:
-        want["stages"] = _values(table, "stages")[-1]
-    rows = _rows(table, **want)
+    want = {a: _values(table, a)[-1] for a in ("data", "stages") if a in table.axes}
+    return _axis_bars(table, "pointing", want, "Pointing data on/off")
+
+
+def _axis_bars(table: Any, axis: str, want: dict[str, str], title: str) -> Any:
+    """One bar group per value of ``axis``, the other axes held at ``want`` (named in the title)."""
     from molmo_eval.report_formats import axis_text
 
+    rows = _rows(table, **want)
     suffix = ", ".join(f"{a} {axis_text(a, v)}" for a, v in want.items())
-    return _grouped_bars(
-        table,
-        [(f"pointing {r.entry.coords['pointing']}", r) for r in rows],
-        f"Pointing data on/off ({suffix})" if suffix else "Pointing data on/off",
-    )
+    return _grouped_bars(table, [(f"{axis} {r.entry.coords[axis]}", r) for r in rows],
+                         f"{title} ({suffix})" if suffix else title)
 
 
 def benchmark_bars(table: Any) -> Any:

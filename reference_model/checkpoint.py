@@ -7,8 +7,9 @@ A checkpoint directory holds
     training_log.jsonl  (written by train.py) one line per logged step
 
 The digest of ``model.safetensors`` and the output-deciding part of ``config.json`` (everything but
-``meta``) identifies a checkpoint (the harness uses it as the model fingerprint). Training state for resuming (optimizer moments, step) is a second
-safetensors file with a JSON sidecar, written by `save_state` next to the weights.
+``meta``) identifies a checkpoint (the harness uses it as the model fingerprint). Training state for
+resuming (optimizer moments, step) is a second safetensors file with a JSON sidecar, written by
+`save_state` next to the weights.
 """
 
 from __future__ import annotations

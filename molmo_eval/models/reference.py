@@ -15,6 +15,7 @@ factory, so listing models stays fast and a missing torch is one clear line.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -109,8 +110,6 @@ class _Lru:
     """A small least-recently-used map (one process, one thread: the runner calls generate serially)."""
 
     def __init__(self, capacity: int):
-        from collections import OrderedDict
-
         self.capacity, self._d = capacity, OrderedDict()
 
     def __contains__(self, key: str) -> bool:

@@ -21,7 +21,7 @@ from .language import OPPOSITE, RELATIONS, Ref, clear_relations, holds, pick_ref
 from .ontology import CATEGORY_NAMES, COLOUR_NAMES, THEMES
 from .rng import Rng, derive, eval_scene_id
 from .scene import Scene, SceneObject, SceneSpec, make_scene
-from .world import Sink
+from .sink import Sink
 
 REL_WORD = {"to the left of": "left", "to the right of": "right", "above": "above", "below": "below",
             "in front of": "in front", "behind": "behind"}

@@ -22,7 +22,7 @@ from .language import REGIONS, clear_relations, holds, pick_ref, plural, referri
 from .ontology import BY_NAME, CATEGORIES, CATEGORY_NAMES, COLOUR_NAMES, SIGN_WORDS, THEMES
 from .rng import Rng, derive, eval_scene_id
 from .scene import Scene, SceneSpec, make_scene
-from .world import Sink
+from .sink import Sink
 
 COLUMNS = ("index", "question", "hint", "A", "B", "C", "D", "answer", "category", "image", "source",
            "l2-category", "comment", "split")

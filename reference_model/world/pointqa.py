@@ -23,7 +23,7 @@ from .ontology import CATEGORY_NAMES, COLOUR_NAMES, SHAPES
 from .questions import category_synonyms
 from .rng import Rng, derive, eval_scene_id
 from .scene import Scene, SceneObject, SceneSpec, make_scene
-from .world import Sink
+from .sink import Sink
 
 KIND_CYCLE = ("single", "multi", "zero", "count", "single", "multi", "single", "count", "multi", "zero",
               "single", "multi", "count", "single", "multi", "single", "count", "zero", "single", "multi")

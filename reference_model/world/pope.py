@@ -19,7 +19,7 @@ from collections.abc import Callable
 from .ontology import CATEGORY_NAMES
 from .rng import Rng, derive, eval_scene_id
 from .scene import SceneSpec, make_scene
-from .world import Sink
+from .sink import Sink
 
 PER_IMAGE = 3  # positive and negative questions per image
 SPLITS = ("random", "popular", "adversarial")

@@ -21,7 +21,7 @@ from .language import Ref, article, coloured, referring, region, region_phrase
 from .ontology import CATEGORIES, CATEGORY_NAMES, LOCATION_WORDS
 from .rng import Rng, derive, eval_scene_id
 from .scene import Scene, SceneObject, SceneSpec, make_scene
-from .world import Sink
+from .sink import Sink
 
 IMAGE_DIR = "images/mscoco/images/train2014"
 OTHER_KINDS = tuple(c for c in CATEGORY_NAMES if c not in ("person", "sign"))

@@ -19,7 +19,7 @@ from .annotators import most_common, textvqa_answers, vqa_answers
 from .questions import QA, ask, q_read
 from .rng import Rng, derive, eval_scene_id
 from .scene import SceneSpec, make_scene
-from .world import Sink
+from .sink import Sink
 
 # The official question types of VQA (mscoco_question_types.txt), matched as question prefixes.
 VQA_QUESTION_TYPES: tuple[str, ...] = (

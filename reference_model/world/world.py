@@ -2,26 +2,24 @@
 
     write_world(root, size, seed) ──► root/vqav2, textvqa, gqa, refer, pope, mmbench, pointqa, world.json
 
-Each benchmark module (`vqa`, `gqa`, `refer`, `pope`, `mmbench`, `pointqa`) writes through a `Sink`,
-which also digests what makes the world the world: the raw pixels of every image before JPEG
-encoding and the annotation files (with MMBench's base64 images replaced by a placeholder). Those
-digests do not depend on the libjpeg version, so a committed reference can check that two machines
-generated identical data (`world.json` → ``"digests"``).
+Each benchmark module (`vqa`, `gqa`, `refer`, `pope`, `mmbench`, `pointqa`) writes through a `Sink`
+(module `sink`, below this one and the writers), which also digests what makes the world the world:
+the raw pixels of every image before JPEG encoding and the annotation files (with MMBench's base64
+images replaced by a placeholder). Those digests do not depend on the libjpeg version, so a committed
+reference can check that two machines generated identical data (`world.json` → ``"digests"``).
 """
 
 from __future__ import annotations
 
 import hashlib
-import pickle
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from . import formats
+from . import formats, gqa, mmbench, pointqa, pope, refer, vqa
+from .sink import Sink
 
 WORLD_VERSION = 1
 
@@ -50,54 +48,11 @@ SIZES: dict[str, WorldSize] = {
 BENCHMARKS = ("vqav2", "textvqa", "gqa", "refer", "pope", "mmbench", "pointqa")
 
 
-class Sink:
-    """Writes one benchmark's files under ``root/<folder>`` and keeps its digests."""
-
-    def __init__(self, root: Path, folder: str):
-        self.dir = root / folder
-        self.folder = folder
-        self.pixels = hashlib.sha256()
-        self.annotations: dict[str, str] = {}
-        self.n_images = 0
-
-    def image(self, rel: str, image: np.ndarray) -> bytes:
-        data = formats.jpeg_bytes(image)
-        formats.write_bytes(self.dir / rel, data)
-        formats.pixel_digest_update(self.pixels, image)
-        self.n_images += 1
-        return data
-
-    def encode_image(self, image: np.ndarray) -> bytes:
-        """An image kept inside an annotation file (MMBench's base64 column)."""
-        formats.pixel_digest_update(self.pixels, image)
-        self.n_images += 1
-        return formats.jpeg_bytes(image)
-
-    def annotation(self, rel: str, data: bytes, canonical: bytes | None = None) -> None:
-        formats.write_bytes(self.dir / rel, data)
-        self.annotations[rel] = formats.sha256_bytes(canonical if canonical is not None else data)
-
-    def json(self, rel: str, obj: Any) -> None:
-        self.annotation(rel, formats.dump_json(obj).encode("utf-8"))
-
-    def jsonl(self, rel: str, rows: Iterable[Any]) -> None:
-        self.annotation(rel, "".join(formats.dump_json(r) + "\n" for r in rows).encode("utf-8"))
-
-    def pickle(self, rel: str, obj: Any) -> None:
-        self.annotation(rel, pickle.dumps(obj, protocol=2))
-
-    def digests(self) -> dict[str, Any]:
-        return {"pixels": self.pixels.hexdigest(), "images": self.n_images,
-                "annotations": dict(sorted(self.annotations.items()))}
-
-
 def write_world(root: Path | str, size: str | WorldSize = "mini", seed: int = 0, *,
                 benchmarks: Iterable[str] | None = None, progress: Progress | None = None) -> dict[str, Any]:
     """Write the chosen benchmarks (default: all) of the world ``(size, seed)`` under ``root`` and
     a ``world.json`` describing it; returns that description. ``size`` is a name in `SIZES` or a
     `WorldSize` (tests use tiny ones)."""
-    from . import gqa, mmbench, pointqa, pope, refer, vqa
-
     writers = {"vqav2": vqa.write_vqav2, "textvqa": vqa.write_textvqa, "gqa": gqa.write_gqa,
                "refer": refer.write_refer, "pope": pope.write_pope, "mmbench": mmbench.write_mmbench,
                "pointqa": pointqa.write_pointqa}

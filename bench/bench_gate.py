@@ -27,15 +27,18 @@ from pathlib import Path
 
 import numpy as np
 
-from molmo_eval import paired, registry
-from molmo_eval.baseline import RunData, TaskRows, load, write_baseline, write_scores
+from molmo_eval.baseline import RunData, load, write_baseline
+from molmo_eval.core import registry
+from molmo_eval.core.metric import Metric
+from molmo_eval.core.task import Task
+from molmo_eval.core.types import AnswerKind, ModelInfo, RunRecord, TaskResult
 from molmo_eval.gate import GateConfig, Outcome, compare
 from molmo_eval.gate_output import junit_xml, markdown, print_report
-from molmo_eval.metrics.core import Metric, f1, mean, ratio
-from molmo_eval.records import write_record, write_samples
-from molmo_eval.stats import aggregate
-from molmo_eval.task import Task
-from molmo_eval.types import AnswerKind, ModelInfo, RunRecord, TaskResult
+from molmo_eval.metrics import paired
+from molmo_eval.metrics.generic import f1, mean, ratio
+from molmo_eval.metrics.stats import aggregate
+from molmo_eval.run.records import write_record, write_samples
+from molmo_eval.run.scores import TaskRows, write_scores
 
 Cols = dict[str, np.ndarray]
 
@@ -237,7 +240,7 @@ def _time(fn: Callable[[], object], repeat: int) -> tuple[float, object]:
 def per_task_seconds(base: RunData, cur: RunData, n_boot: int) -> dict[str, float]:
     """Where the time goes: the paired tests of each task alone."""
     from molmo_eval.gate import _aligned
-    from molmo_eval.paired import paired_tests
+    from molmo_eval.metrics.paired import paired_tests
 
     assert base.rows is not None and cur.rows is not None
     out = {}

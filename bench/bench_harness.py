@@ -24,10 +24,10 @@ sys.path.insert(0, str(HERE.parent / "tests"))
 
 from toy import ToyTask, make_toy_data, oracle_text  # noqa: E402
 
-from molmo_eval import registry  # noqa: E402
-from molmo_eval.config import build  # noqa: E402
+from molmo_eval.core import registry  # noqa: E402
+from molmo_eval.core.config import build  # noqa: E402
 from molmo_eval.models.scripted import ScriptedModel  # noqa: E402
-from molmo_eval.runner import run  # noqa: E402
+from molmo_eval.run.runner import run  # noqa: E402
 
 
 def timed_run(cfg, model) -> tuple[float, object]:

@@ -22,9 +22,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from molmo_eval.data import load_image  # noqa: E402
+from molmo_eval.core.types import AnswerKind, GenerationSettings, ImageRef, Request  # noqa: E402
+from molmo_eval.data.images import load_image  # noqa: E402
 from molmo_eval.models.openai_api import OpenAIModel  # noqa: E402
-from molmo_eval.types import AnswerKind, GenerationSettings, ImageRef, Request  # noqa: E402
 
 ANSWER = json.dumps(
     {

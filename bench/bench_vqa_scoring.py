@@ -97,8 +97,9 @@ def write_split(folder: Path, n: int, base: int, seed: int) -> None:
 
 
 def run_ours(folder: Path, n_boot: int) -> dict:
-    from molmo_eval import registry, stats
-    from molmo_eval.task import ParseContext
+    from molmo_eval.core import registry
+    from molmo_eval.core.task import ParseContext
+    from molmo_eval.metrics import stats
 
     task = registry.get_task("vqav2")
     t0, c0 = time.perf_counter(), time.process_time()

@@ -27,8 +27,8 @@ import sys
 from collections import Counter, defaultdict
 from pathlib import Path
 
-from molmo_eval import registry
-from molmo_eval.embedded import ensure_world
+from molmo_eval.core import registry
+from molmo_eval.data.embedded import ensure_world
 
 TASKS = ("vqav2", "textvqa", "gqa", "pope", "mmbench", "refcoco", "refcoco+", "refcocog", "pointqa")
 LOCATION = ("left", "right", "top", "bottom", "middle")
@@ -107,9 +107,9 @@ def blind_table(task: str, fit: list, evals: list) -> dict[str, str]:
 
 def score(task, samples: list, texts: dict[str, str]) -> dict[str, float]:
     """The task's own parse, score, finalize and metrics over the blind outputs (no bootstrap)."""
-    from molmo_eval import stats
-    from molmo_eval.task import ParseContext
-    from molmo_eval.types import CoordSpace, Generation
+    from molmo_eval.core.task import ParseContext
+    from molmo_eval.core.types import CoordSpace, Generation
+    from molmo_eval.metrics import stats
 
     scores = []
     for s in samples:

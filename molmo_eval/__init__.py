@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from typing import Any
 
-__version__ = "0.1.0"
+from molmo_eval.core.version import __version__
 
 
 def evaluate(*args: Any, **kwargs: Any) -> Any:
-    """Evaluate a model on tasks and return the `RunRecord`; see `molmo_eval.runner.evaluate`."""
-    from molmo_eval.runner import evaluate as _evaluate
+    """Evaluate a model on tasks and return the `RunRecord`; see `molmo_eval.run.runner.evaluate`."""
+    from molmo_eval.run.runner import evaluate as _evaluate
 
     return _evaluate(*args, **kwargs)
 

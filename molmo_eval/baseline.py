@@ -1,10 +1,11 @@
 """The two sides of a gate comparison read from disk, and the committed baseline file format.
 
-Sits between `molmo_eval.records` (run directories) and `molmo_eval.gate` (pure comparison). A side
+Sits between `molmo_eval.run.records` (run directories) and `molmo_eval.gate` (pure comparison). A side
 is a `RunData`: the RunRecord plus, per task, the per-sample score columns keyed by sample uid. It
 is read from any of
 
-- a run directory (``results.json`` + ``samples.jsonl``), or the path of its ``results.json``;
+- a run directory (``results.json`` + ``scores.json`` or ``samples.jsonl``), or the path of its
+  ``results.json``;
 - a **baseline file**: one self-contained JSON document, written atomically by
   ``molmo-eval gate --update-baseline``, meant to be committed::
 
@@ -15,9 +16,8 @@ is read from any of
                               "scores": {"<column>": [float | null, ...]},
                               "labels": {"<column>": [str, ...]}}} | null}
 
-  ``scores`` are the float columns and ``labels`` the categorical ones (fields, meta, split) that
-  `molmo_eval.stats.columns_from_lines` builds from ``samples.jsonl``, so a task's metrics compute
-  the same values from either form. Prompts, outputs and targets are left out: the file stays small
+  ``samples`` has the form of a run's ``scores.json`` (`molmo_eval.run.scores`), so a task's
+  metrics compute the same values from either. Prompts, outputs and targets are left out: the file stays small
   enough to commit (a few MB per 100,000 samples). ``samples`` is null when the run was made without
   a per-sample log; such a baseline can only gate with ``--policy tolerance``.
 """
@@ -25,33 +25,19 @@ is read from any of
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+from molmo_eval.core.errors import ConfigError, DataError
+from molmo_eval.core.types import SCHEMA_VERSION, RunRecord
+from molmo_eval.run.records import RESULTS, SAMPLES, atomic_write, dumps, read_record
+from molmo_eval.run.scores import SCORES, TaskRows, rows_from_samples, task_json, task_rows_from_json
 
-from molmo_eval.errors import ConfigError, DataError
-from molmo_eval.records import RESULTS, SAMPLES, atomic_write, dumps, iter_samples, read_record
-from molmo_eval.stats import columns_from_lines
-from molmo_eval.types import SCHEMA_VERSION, RunRecord
-
-SCORES = "scores.json"
 FORMAT_KEY = "molmo_eval_baseline"
 FORMAT_VERSION = 1
-
-
-@dataclass(frozen=True, eq=False)
-class TaskRows:
-    """One task's per-sample columns, rows in the order of ``uids``."""
-
-    uids: np.ndarray  # (n,) object: "task/split/id"
-    cols: Mapping[str, np.ndarray]  # float score columns and object label columns, each (n,)
-
-    def __len__(self) -> int:
-        return len(self.uids)
 
 
 @dataclass(frozen=True, eq=False)
@@ -76,37 +62,11 @@ def load(path: Path | str) -> RunData:
         data = _read_json(run_dir / SCORES)
         if not isinstance(data, dict):
             raise DataError("expected an object keyed by task", path=run_dir / SCORES)
-        return RunData(str(p), record, {t: _task_rows(run_dir / SCORES, t, v) for t, v in data.items()})
+        rows = {t: task_rows_from_json(run_dir / SCORES, t, v) for t, v in data.items()}
+        return RunData(str(p), record, rows)
     if not (run_dir / SAMPLES).is_file():
         return RunData(str(p), record, None)
     return RunData(str(p), record, rows_from_samples(run_dir))
-
-
-def rows_from_samples(run_dir: Path) -> dict[str, TaskRows]:
-    """Per-task columns from a run's ``samples.jsonl`` (every task that has lines)."""
-    return rows_from_lines(iter_samples(run_dir), run_dir / SAMPLES)
-
-
-def rows_from_lines(lines: Iterable[Mapping[str, Any]], where: Path | str = SAMPLES) -> dict[str, TaskRows]:
-    by_task: dict[str, list[Mapping[str, Any]]] = {}
-    for i, line in enumerate(lines, 1):
-        uid = line.get("uid") if isinstance(line, Mapping) else None
-        if not isinstance(uid, str):
-            raise DataError("sample line has no uid", path=where, record=f"at line {i}", field="uid")
-        task = line.get("task") or uid.split("/", 1)[0]
-        by_task.setdefault(str(task), []).append(line)
-    return {t: TaskRows(np.array([ln["uid"] for ln in lines], dtype=object), columns_from_lines(lines))
-            for t, lines in by_task.items()}
-
-
-def write_scores(run_dir: Path, lines: Sequence[Mapping[str, Any]]) -> Path:
-    """``scores.json``: every task's per-sample score columns, in the baseline file's ``samples`` form.
-
-    A derived index of ``samples.jsonl`` that gates and reports read in a fraction of the time."""
-    rows = rows_from_lines(lines)
-    text = "{\n" + ",\n".join(f"  {json.dumps(t)}: {dumps(_task_json(r))}" for t, r in rows.items()) + "\n}\n"
-    atomic_write(run_dir / SCORES, text)
-    return run_dir / SCORES
 
 
 def _read_json(path: Path) -> Any:
@@ -136,29 +96,7 @@ def _from_baseline(path: Path, data: dict[str, Any]) -> RunData:
         return RunData(str(path), record, None)
     if not isinstance(samples, dict):
         raise DataError("samples must be an object keyed by task", path=path, field="samples")
-    return RunData(str(path), record, {t: _task_rows(path, t, v) for t, v in samples.items()})
-
-
-def _task_rows(path: Path, task: str, d: Any) -> TaskRows:
-    where = f"samples.{task}"
-    if not isinstance(d, dict) or not isinstance(d.get("uid"), list):
-        raise DataError("expected {uid, scores, labels}", path=path, field=where)
-    uids = np.array(d["uid"], dtype=object)
-    cols: dict[str, np.ndarray] = {}
-    for kind, dtype in (("scores", np.float64), ("labels", object)):
-        block = d.get(kind, {})
-        if not isinstance(block, dict):
-            raise DataError("expected an object of columns", path=path, field=f"{where}.{kind}")
-        for name, values in block.items():
-            if not isinstance(values, list) or len(values) != len(uids):
-                raise DataError(f"column has {len(values) if isinstance(values, list) else 'no'} values "
-                                f"for {len(uids)} uids", path=path, field=f"{where}.{kind}.{name}")
-            try:
-                cols[name] = np.array(values, dtype=dtype)
-            except (TypeError, ValueError):
-                raise DataError("column holds non-numeric values", path=path,
-                                field=f"{where}.{kind}.{name}") from None
-    return TaskRows(uids, cols)
+    return RunData(str(path), record, {t: task_rows_from_json(path, t, v) for t, v in samples.items()})
 
 
 # --- writing ---------------------------------------------------------------------------------
@@ -191,12 +129,8 @@ def baseline_text(data: RunData) -> str:
     if data.rows is None:
         parts.append('  "samples": null')
     else:
-        tasks = [f"    {json.dumps(t)}: {dumps(_task_json(r))}" for t, r in data.rows.items()]
+        tasks = [f"    {json.dumps(t)}: {dumps(task_json(r))}" for t, r in data.rows.items()]
         parts.append('  "samples": {\n' + ",\n".join(tasks) + "\n  }")
     return "{\n" + ",\n".join(parts) + "\n}\n"
 
 
-def _task_json(rows: TaskRows) -> dict[str, Any]:
-    scores = {k: v.tolist() for k, v in rows.cols.items() if v.dtype.kind == "f"}  # NaN -> null
-    labels = {k: [str(x) for x in v] for k, v in rows.cols.items() if v.dtype.kind != "f"}
-    return {"uid": rows.uids.tolist(), "scores": scores, "labels": labels}

@@ -1,4 +1,4 @@
-"""The `molmo-eval` command line: a thin shell over `molmo_eval.runner` and the sub-command modules.
+"""The `molmo-eval` command line: a thin shell over `molmo_eval.run.runner` and the sub-command modules.
 
 ``molmo-eval [run flags]`` evaluates (lmms-eval-style flags); ``molmo-eval COMMAND ...`` runs a
 sub-command (tasks, models, score, data, gate, ...). Errors meant for users print as one line and
@@ -16,8 +16,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from molmo_eval import __version__
-from molmo_eval.errors import MolmoEvalError
+from molmo_eval.core.errors import MolmoEvalError
+from molmo_eval.core.version import __version__
 
 # sub-command name -> module defining add_parser(subparsers); modules that are not installed are skipped
 COMMANDS = {

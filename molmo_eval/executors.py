@@ -23,7 +23,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from molmo_eval.errors import ConfigError, MissingDependency, MolmoEvalError
+from molmo_eval.core.errors import ConfigError, MissingDependency, MolmoEvalError
 
 EXECUTORS = ("local", "pool", "ray")
 

@@ -8,7 +8,7 @@ Semantics (docs/gate.md has the user's version):
 - every metric of every baseline task (or of ``tasks``) is compared; a task only in the current
   run is noted, not gated; breakdowns are not gated (too many comparisons);
 - ``drop`` is the deterioration in the metric's own units, signed by ``Metric.higher_is_better``;
-  the deltas come from the records, the p-values from paired per-sample scores (`molmo_eval.paired`),
+  the deltas come from the records, the p-values from paired per-sample scores (`molmo_eval.metrics.paired`),
   Holm-adjusted across all tests of the report unless ``correction="none"``;
 - policy ``both`` (default): a regression is ``drop > tolerance`` and ``p_adj < alpha``;
   ``tolerance``: ``drop > tolerance``; ``significance``: ``drop > 0`` and ``p_adj < alpha``.
@@ -28,12 +28,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from molmo_eval.baseline import RunData, TaskRows
-from molmo_eval.errors import ConfigError, MolmoEvalError
-from molmo_eval.metrics.core import Columns, Metric, mean
-from molmo_eval.paired import N_BOOT, PairedTest, holm, paired_tests
-from molmo_eval.stats import seed_for
-from molmo_eval.types import TaskResult
+from molmo_eval.baseline import RunData
+from molmo_eval.core.errors import ConfigError, MolmoEvalError
+from molmo_eval.core.metric import Columns, Metric
+from molmo_eval.core.types import TaskResult
+from molmo_eval.metrics.generic import mean
+from molmo_eval.metrics.paired import N_BOOT, PairedTest, holm, paired_tests
+from molmo_eval.metrics.stats import seed_for
+from molmo_eval.run.scores import TaskRows
 
 
 class Policy(str, enum.Enum):
@@ -175,8 +177,8 @@ MetricResolver = Callable[[str, TaskResult], tuple[Mapping[str, Metric] | None, 
 
 def plugin_metrics(task: str, result: TaskResult) -> tuple[Mapping[str, Metric] | None, str]:
     """The installed task plugin's metrics, or (None, why not) when it is missing or differs."""
-    from molmo_eval import registry
-    from molmo_eval.errors import UnknownName
+    from molmo_eval.core import registry
+    from molmo_eval.core.errors import UnknownName
 
     try:
         plugin = registry.get_task(task, result.variant)

@@ -38,7 +38,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from molmo_eval.errors import ConfigError, DataError
+from molmo_eval.core.errors import ConfigError, DataError
+from molmo_eval.core.types import RunRecord
 from molmo_eval.grid_jobs import (
     BENCH_INDEX,
     bench_contents,
@@ -48,8 +49,7 @@ from molmo_eval.grid_jobs import (
     evaluate_cell,
     train_stage,
 )
-from molmo_eval.records import RESULTS, atomic_write, read_record
-from molmo_eval.types import RunRecord
+from molmo_eval.run.records import RESULTS, atomic_write, read_record
 
 GRID_FILE = "grid.json"
 RUNS = "runs"  # evaluation run directories inside the grid folder
@@ -427,9 +427,9 @@ EVAL_CODE = (
     "molmo_eval.tasks",
     "molmo_eval.metrics",
     "molmo_eval.parsing",
-    "molmo_eval.scoring",
-    "molmo_eval.stats",
-    "molmo_eval.task",
+    "molmo_eval.run.scoring",
+    "molmo_eval.metrics.stats",
+    "molmo_eval.core.task",
     "molmo_eval.models.reference",
 )
 
@@ -595,7 +595,7 @@ def run_grid(
     t0 = time.perf_counter()
     say = log or (lambda _msg: None)
     if spec.data_root is None:
-        from molmo_eval.embedded import default_data_root
+        from molmo_eval.data.embedded import default_data_root
 
         default_data_root()  # generate the embedded world once, before any worker races for it
     first = make_plan(spec)

@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from molmo_eval.records import RESULTS
+from molmo_eval.run.records import RESULTS
 
 if TYPE_CHECKING:
     from molmo_eval.grid import BenchJob, EvalJob, StageJob
@@ -170,9 +170,9 @@ def evaluate_cell(job: EvalJob, cache: str, out: str) -> dict[str, Any]:
     run_dir = Path(out) / job.run_name
     if (run_dir / RESULTS).is_file():
         return {"cached": True, "seconds": 0.0}
-    from molmo_eval.config import build
+    from molmo_eval.core.config import build
     from molmo_eval.models.reference import ReferenceModel
-    from molmo_eval.runner import run
+    from molmo_eval.run.runner import run
 
     t0 = time.perf_counter()
     spec = job.spec

@@ -111,7 +111,7 @@ def _plots(table: Any) -> str:
         from molmo_eval import plots
     except ImportError:  # pragma: no cover
         return ""
-    from molmo_eval.errors import MissingDependency
+    from molmo_eval.core.errors import MissingDependency
 
     try:
         figs = plots.figures(table)

@@ -33,9 +33,17 @@ from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
-from molmo_eval.errors import ConfigError
+from molmo_eval.core.errors import ConfigError
+from molmo_eval.core.types import (
+    AnswerKind,
+    CoordSpace,
+    Generation,
+    GenerationSettings,
+    Image,
+    ImageRef,
+    Request,
+)
 from molmo_eval.lmms_hooks import ERROR_PREFIX, remember_output
-from molmo_eval.types import AnswerKind, CoordSpace, Generation, GenerationSettings, Image, ImageRef, Request
 
 MODEL_ID = "molmo_reference"
 CLASS_PATH = "molmo_eval.lmms_bridge.MolmoReference"
@@ -75,7 +83,7 @@ def settings_from(gen_kwargs: Mapping[str, Any] | None) -> GenerationSettings:
 
 def visual_image(visual: Any, decode: bool) -> Image:
     """One lmms-eval visual as a molmo-eval Image (see the module docstring for the rules)."""
-    from molmo_eval.data import load_image
+    from molmo_eval.data.images import load_image
 
     if isinstance(visual, str):
         return load_image(ImageRef(path=visual), decode)
@@ -141,7 +149,7 @@ def _model_class() -> type:
             super().__init__()
             from accelerate import Accelerator
 
-            from molmo_eval import registry
+            from molmo_eval.core import registry
 
             accelerator = Accelerator()
             self.accelerator = accelerator
@@ -199,7 +207,7 @@ def _model_class() -> type:
                            task=doc["task"])
 
         def _generate(self, reqs: list[Request | str], chunk: Sequence[Any]) -> list[str]:
-            from molmo_eval.runner import generate_safe
+            from molmo_eval.run.runner import generate_safe
 
             todo = [r for r in reqs if isinstance(r, Request)]
             gens = iter(generate_safe(self.model, todo) if todo else [])

@@ -2,9 +2,9 @@
 forwards ``doc_to_visual``, ``process_results`` and ``aggregate`` here, with the export folder).
 
 Where it sits: lmms-eval runs the model and then calls, per document, ``process_results`` -> here
-the task's own parser and scorer (`molmo_eval.scoring.score_one`, as in a molmo-eval run); and per
+the task's own parser and scorer (`molmo_eval.run.scoring.score_one`, as in a molmo-eval run); and per
 metric, ``aggregate`` over all documents -> here `Task.finalize` and the task's metrics
-(`molmo_eval.scoring.summarize_task`, without bootstrap). So an lmms-eval run of an exported task
+(`molmo_eval.run.scoring.summarize_task`, without bootstrap). So an lmms-eval run of an exported task
 reports the numbers a molmo-eval run reports on the same samples and outputs.
 
 Two details keep that exact:
@@ -30,11 +30,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from molmo_eval import registry
-from molmo_eval.errors import DataError
-from molmo_eval.scoring import score_one, summarize_task
-from molmo_eval.task import Task
-from molmo_eval.types import CoordSpace, Generation, Sample, SampleScore, TaskResult
+from molmo_eval.core import registry
+from molmo_eval.core.errors import DataError
+from molmo_eval.core.task import Task
+from molmo_eval.core.types import CoordSpace, Generation, Sample, SampleScore, TaskResult
+from molmo_eval.run.scoring import score_one, summarize_task
 
 MANIFEST = "molmo_export.json"
 ERROR_PREFIX = "[molmo-eval: generation failed] "

@@ -29,14 +29,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from molmo_eval import __version__
-from molmo_eval.config import RunConfig
-from molmo_eval.data import image_size
-from molmo_eval.errors import ConfigError, MolmoEvalError
+from molmo_eval.core.config import RunConfig
+from molmo_eval.core.errors import ConfigError, MolmoEvalError
+from molmo_eval.core.task import Task
+from molmo_eval.core.types import CoordSpace, GenerationSettings, ImageRef, Sample
+from molmo_eval.core.version import __version__
+from molmo_eval.data.images import image_size
 from molmo_eval.lmms_hooks import MANIFEST, sample_to_json
-from molmo_eval.records import atomic_write
-from molmo_eval.task import Task
-from molmo_eval.types import CoordSpace, GenerationSettings, ImageRef, Sample
+from molmo_eval.run.records import atomic_write
 
 PREFIX = "molmo_"
 TAG = "molmo_all"
@@ -65,7 +65,7 @@ def lmms_task_name(task: str) -> str:
 def export_lmms_tasks(out: Path, cfg: RunConfig, *, prompt_style: str,
                       coord_space: CoordSpace) -> list[ExportedTask]:
     """Write the tasks of ``cfg`` (data root, splits, variants, limit) as lmms-eval tasks into ``out``."""
-    from molmo_eval.runner import prepare_tasks
+    from molmo_eval.run.runner import prepare_tasks
 
     prepared = prepare_tasks(cfg)  # every data error is reported before anything is written
     _prepare_folder(out)
@@ -139,7 +139,7 @@ def _image(sample: Sample, out: Path, images: dict[str, str]) -> tuple[str, list
 
 def _write_inline(ref: ImageRef, task: str, out: Path, images: dict[str, str]) -> str:
     """Inline image bytes written once per distinct image, byte for byte, under images/<task>/."""
-    from molmo_eval.data import image_bytes
+    from molmo_eval.data.images import image_bytes
 
     key = ref.b64 if ref.b64 is not None else hashlib.sha256(ref.data or b"").hexdigest()
     if key in images:
@@ -262,7 +262,7 @@ def aggregate(items):
 def model_defaults(model: str) -> tuple[str, CoordSpace]:
     """The prompt style and coordinate space a registered model declares on its class (without loading
     it); "default" and pixels when it declares them only per instance (e.g. `scripted`)."""
-    from molmo_eval import registry
+    from molmo_eval.core import registry
 
     factory = registry.model_factory(model)
     style = getattr(factory, "prompt_style", None)

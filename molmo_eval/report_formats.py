@@ -17,7 +17,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from molmo_eval.errors import ConfigError
+from molmo_eval.core.errors import ConfigError
+from molmo_eval.core.types import MetricValue
 from molmo_eval.reporting import (
     AXIS_TITLES,
     FORMATS,
@@ -29,7 +30,6 @@ from molmo_eval.reporting import (
     Table,
     Value,
 )
-from molmo_eval.types import MetricValue
 
 
 def fmt(v: float | None, rate: bool, digits: int) -> str:

@@ -6,7 +6,7 @@
       -> markdown / LaTeX (booktabs) / CSV / terminal (rich) / self-contained HTML (plots, samples)
 
 Reads records only (``results.json``, ``samples.jsonl``, ``grid.json``); never runs a model. The
-paired tests are the regression gate's (`molmo_eval.paired`: exact McNemar for 0/1 scores, paired
+paired tests are the regression gate's (`molmo_eval.metrics.paired`: exact McNemar for 0/1 scores, paired
 bootstrap otherwise) with the task plugin's own metric definitions (`molmo_eval.gate.plugin_metrics`),
 Holm-adjusted over every comparison in the table. Output is deterministic: no timestamps, a fixed
 row and column order, seeded tests, so a committed report can be checked against its records.
@@ -24,8 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from molmo_eval.errors import ConfigError, DataError
-from molmo_eval.types import MetricValue, RunRecord
+from molmo_eval.core.errors import ConfigError, DataError
+from molmo_eval.core.types import MetricValue, RunRecord
 
 TASK_ORDER = ("vqav2", "textvqa", "gqa", "pope", "mmbench", "refcoco", "refcoco+", "refcocog", "pointqa")
 TASK_TITLES = {
@@ -89,7 +89,7 @@ class Inputs:
 def load_inputs(paths: Sequence[str | Path]) -> Inputs:
     """Run directories / results.json files / grid folders, each optionally ``LABEL=PATH``."""
     from molmo_eval.grid import is_grid, read_grid
-    from molmo_eval.records import read_run
+    from molmo_eval.run.records import read_run
 
     entries: list[Entry] = []
     axes: tuple[str, ...] = ()
@@ -146,7 +146,7 @@ def _unique(entries: list[Entry]) -> list[Entry]:
 
 def read_sample_lines(run_dir: Path) -> Iterator[dict[str, Any]]:
     """``samples.jsonl`` (or ``samples.jsonl.gz``, for committed records) of a run directory."""
-    from molmo_eval.records import SAMPLES, iter_samples
+    from molmo_eval.run.records import SAMPLES, iter_samples
 
     gz = run_dir / (SAMPLES + ".gz")
     if not (run_dir / SAMPLES).is_file() and gz.is_file():
@@ -159,7 +159,7 @@ def read_sample_lines(run_dir: Path) -> Iterator[dict[str, Any]]:
 
 
 def has_samples(run_dir: Path | None) -> bool:
-    from molmo_eval.records import SAMPLES
+    from molmo_eval.run.records import SAMPLES
 
     return run_dir is not None and ((run_dir / SAMPLES).is_file() or (run_dir / (SAMPLES + ".gz")).is_file())
 
@@ -386,9 +386,9 @@ def _value(e: Entry, c: Column) -> Value:
 
 
 def _answers_with_points(task: str) -> bool:
-    from molmo_eval import registry
-    from molmo_eval.errors import MolmoEvalError
-    from molmo_eval.types import AnswerKind
+    from molmo_eval.core import registry
+    from molmo_eval.core.errors import MolmoEvalError
+    from molmo_eval.core.types import AnswerKind
 
     try:
         return registry.get_task(task).answer_kind is AnswerKind.POINTS
@@ -456,7 +456,7 @@ def _compare(
     """Deltas and paired tests of every row against the baseline row, Holm-adjusted over every
     distinct comparison (rows that share one evaluation, like grid cells with the same checkpoint,
     are one comparison, not several)."""
-    from molmo_eval.paired import holm
+    from molmo_eval.metrics.paired import holm
 
     base = entries[base_i]
     tests: dict[tuple[str, int], tuple[float | None, str]] = {}  # (row data, column) -> (p, method)
@@ -500,8 +500,8 @@ def paired_p(
     base: Entry, cur: Entry, column: Column, store: SampleStore, seed: int, n_boot: int
 ) -> tuple[float | None, str]:
     """Two-sided p of the paired test of ``column`` between two rows, or (None, why not)."""
-    from molmo_eval.paired import paired_tests
-    from molmo_eval.stats import columns_from_lines, seed_for
+    from molmo_eval.metrics.paired import paired_tests
+    from molmo_eval.metrics.stats import columns_from_lines, seed_for
 
     if base.data_key == cur.data_key:
         return None, SAME_RUN
@@ -528,7 +528,7 @@ def paired_p(
 
 def _metric(column: Column, result: Any, cols: Mapping[str, np.ndarray]) -> Any:
     from molmo_eval.gate import plugin_metrics
-    from molmo_eval.metrics.core import mean
+    from molmo_eval.metrics.generic import mean
 
     plugin, _ = plugin_metrics(column.task, result)
     if plugin is not None and column.metric in plugin:
@@ -665,7 +665,7 @@ def _resolve_input(text: str, root: Path) -> str:
 
 
 def _write(path: Path, text: str) -> None:
-    from molmo_eval.records import atomic_write
+    from molmo_eval.run.records import atomic_write
 
     atomic_write(path, text)
 

@@ -37,10 +37,10 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from molmo_eval.data import MAX_IMAGE_BYTES, load_image
-from molmo_eval.errors import DataError
-from molmo_eval.model import Model
-from molmo_eval.types import AnswerKind, Generation, GenerationSettings, Image, ImageRef, Request
+from molmo_eval.core.errors import DataError
+from molmo_eval.core.model import Model
+from molmo_eval.core.types import AnswerKind, Generation, GenerationSettings, Image, ImageRef, Request
+from molmo_eval.data.images import MAX_IMAGE_BYTES, load_image
 
 log = logging.getLogger(__name__)
 
@@ -277,7 +277,7 @@ class Batcher:
         self._thread.join(timeout=30)
 
     def _work(self) -> None:
-        from molmo_eval.runner import generate_safe
+        from molmo_eval.run.runner import generate_safe
 
         while (job := self._queue.get()) is not None:
             jobs = [job]

@@ -7,7 +7,7 @@
 
 Reads records and the benchmark files the run was made from; never runs a model. The data root is
 the one recorded in the run's configuration (``data_dirs[task]``, else ``data_root``, else the
-embedded mini world of `molmo_eval.embedded`). A sample whose image cannot be found is still shown,
+embedded mini world of `molmo_eval.data.embedded`). A sample whose image cannot be found is still shown,
 without its picture, with the reason.
 """
 
@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from molmo_eval.errors import ConfigError, MolmoEvalError
+from molmo_eval.core.errors import ConfigError, MolmoEvalError
 
 HOW = ("worst", "best", "random", "disagree")
 SCORE_COLUMNS = ("accuracy", "correct", "point_in_box", "f1", "iou", "circular", "vanilla", "count_correct")
@@ -71,7 +71,7 @@ def select(
     elif how == "best":
         scored.sort(key=lambda t: (-t[0], t[1]))
     elif how == "random":
-        from molmo_eval.stats import seed_for
+        from molmo_eval.metrics.stats import seed_for
 
         rng = np.random.default_rng(seed_for(seed, "viewer", len(lines)))
         idx = (
@@ -172,7 +172,7 @@ class ImageFinder:
             return Path(dirs[task.name])
         root = config.get("data_root")
         if root is None:
-            from molmo_eval.embedded import default_data_root
+            from molmo_eval.data.embedded import default_data_root
 
             return default_data_root() / task.data_dir
         return Path(root) / task.data_dir
@@ -181,7 +181,7 @@ class ImageFinder:
         self, config: Mapping[str, Any], task_name: str, variant: str, split: str, sample_id: str
     ) -> tuple[Any | None, str]:
         """(ImageRef, "") or (None, why not)."""
-        from molmo_eval import registry
+        from molmo_eval.core import registry
 
         try:
             task = registry.get_task(task_name, variant)
@@ -327,7 +327,7 @@ def _score_text(line: Mapping[str, Any], primary: str = "") -> str:
 
 def html_cards(picks: Sequence[Pick], finder: ImageFinder | None = None) -> str:
     """The viewer section of the HTML report: one card per pick, images embedded as JPEG."""
-    from molmo_eval.data import load_image
+    from molmo_eval.data.images import load_image
 
     finder = finder or ImageFinder()
     out = [

@@ -11,9 +11,9 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from molmo_eval.data import confined, field, iter_jsonl, read_json
-from molmo_eval.errors import DataError
-from molmo_eval.types import Answer, AnswerKind, Generation, Sample
+from molmo_eval.core.errors import DataError
+from molmo_eval.core.types import Answer, AnswerKind, Generation, Sample
+from molmo_eval.data.files import confined, field, iter_jsonl, read_json
 
 SHORT_ANSWER_SUFFIX = "\nAnswer the question using a single word or phrase."
 
@@ -72,7 +72,7 @@ class ImagePaths:
 def value(rec: Any, name: str, types: tuple[type, ...], *, path: Path, index: object,
           expected: str | None = None) -> Any:
     """``rec[name]`` when its type is exactly one of ``types`` (the fast path for loaders that read
-    millions of records); otherwise `molmo_eval.data.field`, which accepts subclasses or raises a
+    millions of records); otherwise `molmo_eval.data.files.field`, which accepts subclasses or raises a
     DataError naming file, record and field. An int ``index`` reads "at index N"."""
     try:
         v = rec[name]

@@ -19,19 +19,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
-from molmo_eval.data import field, read_json
-from molmo_eval.errors import DataError
-from molmo_eval.metrics.core import Metric
-from molmo_eval.metrics.gqa import (
-    answer_type,
-    consistency_column,
-    distribution_columns,
-    gold_key,
-    gqa_metrics,
-    prediction_key,
-)
-from molmo_eval.task import ParseContext, Task
-from molmo_eval.types import (
+from molmo_eval.core.errors import DataError
+from molmo_eval.core.metric import Metric
+from molmo_eval.core.task import ParseContext, Task
+from molmo_eval.core.types import (
     Answer,
     AnswerKind,
     CoordSpace,
@@ -40,6 +31,15 @@ from molmo_eval.types import (
     ImageRef,
     Sample,
     SampleScore,
+)
+from molmo_eval.data.files import field, read_json
+from molmo_eval.metrics.gqa import (
+    answer_type,
+    consistency_column,
+    distribution_columns,
+    gold_key,
+    gqa_metrics,
+    prediction_key,
 )
 
 from ._vqa_common import ImagePaths, read_json_answers, short_answer_prompt, text_answer

@@ -24,13 +24,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
-from molmo_eval.data import MAX_IMAGE_BYTES, require_file
-from molmo_eval.errors import DataError, MissingDependency
-from molmo_eval.metrics import mmbench as circ
-from molmo_eval.metrics.core import Metric
-from molmo_eval.parsing.choice import parse_choice
-from molmo_eval.task import ParseContext, Task
-from molmo_eval.types import (
+from molmo_eval.core.errors import DataError, MissingDependency
+from molmo_eval.core.metric import Metric
+from molmo_eval.core.task import ParseContext, Task
+from molmo_eval.core.types import (
     Answer,
     AnswerKind,
     CoordSpace,
@@ -40,6 +37,10 @@ from molmo_eval.types import (
     Sample,
     SampleScore,
 )
+from molmo_eval.data.files import require_file
+from molmo_eval.data.images import MAX_IMAGE_BYTES
+from molmo_eval.metrics import mmbench as circ
+from molmo_eval.parsing.choice import parse_choice
 
 FILES = {"dev_en": "MMBench_DEV_EN.tsv"}
 REQUIRED = ("index", "question", "answer", "A", "B")

@@ -30,14 +30,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from molmo_eval.data import confined, field, iter_jsonl, read_json
-from molmo_eval.errors import DataError
-from molmo_eval.metrics import grounding as gr
-from molmo_eval.metrics.core import Metric, mean
-from molmo_eval.parsing.count import number_words_to_digits, parse_count
-from molmo_eval.parsing.points import format_point, generation_points
-from molmo_eval.task import ParseContext, Task
-from molmo_eval.types import (
+from molmo_eval.core.errors import DataError
+from molmo_eval.core.metric import Metric
+from molmo_eval.core.task import ParseContext, Task
+from molmo_eval.core.types import (
     Answer,
     AnswerKind,
     CoordSpace,
@@ -47,6 +43,11 @@ from molmo_eval.types import (
     Sample,
     SampleScore,
 )
+from molmo_eval.data.files import confined, field, iter_jsonl, read_json
+from molmo_eval.metrics import grounding as gr
+from molmo_eval.metrics.generic import mean
+from molmo_eval.parsing.count import number_words_to_digits, parse_count
+from molmo_eval.parsing.points import format_point, generation_points
 
 FILES = {"pointing": "pixmo_points_eval.jsonl", "local": "pointqa_local_test.json",
          "looktwice": "pointqa_twice_test.json"}

@@ -18,13 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
-from molmo_eval.data import field, iter_jsonl
-from molmo_eval.errors import DataError
-from molmo_eval.metrics.core import Metric
-from molmo_eval.metrics.pope import pope_metrics, sample_values
-from molmo_eval.parsing.yesno import pope_says_yes
-from molmo_eval.task import ParseContext, Task
-from molmo_eval.types import (
+from molmo_eval.core.errors import DataError
+from molmo_eval.core.metric import Metric
+from molmo_eval.core.task import ParseContext, Task
+from molmo_eval.core.types import (
     Answer,
     AnswerKind,
     CoordSpace,
@@ -34,6 +31,9 @@ from molmo_eval.types import (
     Sample,
     SampleScore,
 )
+from molmo_eval.data.files import field, iter_jsonl
+from molmo_eval.metrics.pope import pope_metrics, sample_values
+from molmo_eval.parsing.yesno import pope_says_yes
 
 from ._vqa_common import ImagePaths, as_id, check_unique_ids, read_jsonl_answers, short_answer_prompt
 

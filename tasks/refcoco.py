@@ -24,13 +24,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from molmo_eval.data import confined, field, read_json, safe_pickle_load
-from molmo_eval.errors import DataError
-from molmo_eval.metrics import grounding as gr
-from molmo_eval.metrics.core import Metric, mean
-from molmo_eval.parsing.points import generation_box, generation_points
-from molmo_eval.task import ParseContext, Task
-from molmo_eval.types import (
+from molmo_eval.core.errors import DataError
+from molmo_eval.core.metric import Metric
+from molmo_eval.core.task import ParseContext, Task
+from molmo_eval.core.types import (
     Answer,
     AnswerKind,
     CoordSpace,
@@ -40,6 +37,10 @@ from molmo_eval.types import (
     Sample,
     SampleScore,
 )
+from molmo_eval.data.files import confined, field, read_json, safe_pickle_load
+from molmo_eval.metrics import grounding as gr
+from molmo_eval.metrics.generic import mean
+from molmo_eval.parsing.points import generation_box, generation_points
 
 IMAGE_DIR = "images/mscoco/images/train2014"
 NAN = float("nan")

@@ -17,13 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
-from molmo_eval.data import field, read_json
-from molmo_eval.errors import DataError
-from molmo_eval.types import (
-    AnswerKind,
-    ImageRef,
-    Sample,
-)
+from molmo_eval.core.errors import DataError
+from molmo_eval.core.types import AnswerKind, ImageRef, Sample
+from molmo_eval.data.files import field, read_json
 
 from ._vqa_common import (
     ImagePaths,

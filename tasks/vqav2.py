@@ -19,12 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
-from molmo_eval.data import confined, field, read_json
-from molmo_eval.errors import DataError
-from molmo_eval.metrics.core import Metric
-from molmo_eval.metrics.vqa import SCORERS, loo_groups, vqa_metrics
-from molmo_eval.task import ParseContext, Task
-from molmo_eval.types import (
+from molmo_eval.core.errors import DataError
+from molmo_eval.core.metric import Metric
+from molmo_eval.core.task import ParseContext, Task
+from molmo_eval.core.types import (
     Answer,
     AnswerKind,
     CoordSpace,
@@ -34,6 +32,8 @@ from molmo_eval.types import (
     Sample,
     SampleScore,
 )
+from molmo_eval.data.files import confined, field, read_json
+from molmo_eval.metrics.vqa import SCORERS, loo_groups, vqa_metrics
 
 from ._vqa_common import (
     NO_FIELDS,

@@ -9,7 +9,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from toy import ToyTask, make_toy_data  # noqa: E402
 
-from molmo_eval import registry  # noqa: E402
+from molmo_eval.core import registry  # noqa: E402
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from toy import oracle_text
 import molmo_eval
 from molmo_eval.grid import DataSize, GridSpec, cell_doc, save_grid
 from molmo_eval.models.scripted import ScriptedModel
-from molmo_eval.records import read_record
+from molmo_eval.run.records import read_record
 
 
 def toy_run(out: Path, root: Path, correct: Iterable[int], *, n_boot: int = 200, name: str = "") -> Path:

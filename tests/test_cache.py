@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import logging
 
-from molmo_eval.cache import ResponseCache, request_key
-from molmo_eval.types import AnswerKind, Generation, GenerationSettings, Image, Request
+from molmo_eval.core.types import AnswerKind, Generation, GenerationSettings, Image, Request
+from molmo_eval.run.cache import ResponseCache, request_key
 
 
 def req(prompt="q", digest="d1", max_new=64, uid="t/s/1"):

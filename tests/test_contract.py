@@ -9,18 +9,19 @@ from pathlib import Path
 
 import pytest
 
-from molmo_eval import registry, stats
-from molmo_eval.errors import DataError, UnknownName
-from molmo_eval.scoring import score_one
-from molmo_eval.task import ParseContext, Task
-from molmo_eval.types import Answer, AnswerKind, CoordSpace, Generation, Sample
+from molmo_eval.core import registry
+from molmo_eval.core.errors import DataError, UnknownName
+from molmo_eval.core.task import ParseContext, Task
+from molmo_eval.core.types import Answer, AnswerKind, CoordSpace, Generation, Sample
+from molmo_eval.metrics import stats
+from molmo_eval.run.scoring import score_one
 
 TASKS = registry.task_names()
 
 
 @pytest.fixture(scope="session")
 def mini_root() -> Path:
-    from molmo_eval.embedded import default_data_root
+    from molmo_eval.data.embedded import default_data_root
 
     return default_data_root()
 

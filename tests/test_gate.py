@@ -1,4 +1,4 @@
-"""The regression gate: paired tests (molmo_eval.paired), verdicts (molmo_eval.gate), baseline files
+"""The regression gate: paired tests (molmo_eval.metrics.paired), verdicts (molmo_eval.gate), baseline files
 (molmo_eval.baseline), outputs (molmo_eval.gate_output) and the `molmo-eval gate` command.
 
 Runs are fabricated from per-sample scores with the core types and `records.write_record` /
@@ -20,14 +20,18 @@ import numpy as np
 import pytest
 from scipy.stats import binomtest
 
-from molmo_eval import paired, registry
-from molmo_eval.baseline import FORMAT_KEY, RunData, TaskRows, load, write_baseline
+from molmo_eval.baseline import FORMAT_KEY, RunData, load, write_baseline
 from molmo_eval.commands import gate as gate_cmd
-from molmo_eval.errors import ConfigError
+from molmo_eval.core import registry
+from molmo_eval.core.errors import ConfigError
+from molmo_eval.core.metric import Metric
+from molmo_eval.core.task import Task
+from molmo_eval.core.types import AnswerKind, ModelInfo, RunRecord, TaskResult
 from molmo_eval.gate import GateConfig, Outcome, Policy, Tolerances, compare
 from molmo_eval.gate_output import junit_xml, markdown
-from molmo_eval.metrics.core import Metric, f1, mean, ratio
-from molmo_eval.paired import (
+from molmo_eval.metrics import paired
+from molmo_eval.metrics.generic import f1, mean, ratio
+from molmo_eval.metrics.paired import (
     binary_mean_column,
     holm,
     mcnemar,
@@ -36,10 +40,9 @@ from molmo_eval.paired import (
     paired_bootstrap,
     paired_tests,
 )
-from molmo_eval.records import write_record, write_samples
-from molmo_eval.stats import aggregate, columns_from_lines
-from molmo_eval.task import Task
-from molmo_eval.types import AnswerKind, ModelInfo, RunRecord, TaskResult
+from molmo_eval.metrics.stats import aggregate, columns_from_lines
+from molmo_eval.run.records import write_record, write_samples
+from molmo_eval.run.scores import TaskRows
 
 # --- a tiny task plugin whose metrics cover every test path --------------------------------------
 

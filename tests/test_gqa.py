@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from molmo_eval import stats
-from molmo_eval.errors import DataError
+from molmo_eval.core.errors import DataError
+from molmo_eval.core.registry import get_task
+from molmo_eval.core.task import ParseContext
+from molmo_eval.metrics import stats
 from molmo_eval.metrics.gqa import chi_square_distribution, prediction_key
-from molmo_eval.registry import get_task
-from molmo_eval.task import ParseContext
 
 # qid: (structural, semantic, gold, global group, balanced, entailed, prediction)
 QUESTIONS = {

@@ -21,10 +21,10 @@ from pathlib import Path
 import pytest
 
 from molmo_eval import grid
-from molmo_eval.errors import ConfigError, DataError
+from molmo_eval.core.errors import ConfigError, DataError
+from molmo_eval.core.types import MetricValue, ModelInfo, RunRecord, TaskResult
 from molmo_eval.executors import Job, JobFailed, LocalExecutor, run_graph
-from molmo_eval.records import write_record
-from molmo_eval.types import MetricValue, ModelInfo, RunRecord, TaskResult
+from molmo_eval.run.records import write_record
 
 FULL = ["stages=1,1+2,1+2+3", "data=0.25,0.5,1", "pointing=on,off"]
 
@@ -217,7 +217,7 @@ def fakes(monkeypatch):
     f = Fakes()
     monkeypatch.setattr(grid, "train_stage", f.train)
     monkeypatch.setattr(grid, "evaluate_cell", f.evaluate)
-    monkeypatch.setattr("molmo_eval.embedded.default_data_root", lambda: Path("."))
+    monkeypatch.setattr("molmo_eval.data.embedded.default_data_root", lambda: Path("."))
     return f
 
 
@@ -402,7 +402,7 @@ def test_ablate_runs_a_grid_and_prints_its_table(tmp_path, fakes, capsys):
 def test_the_ray_executor_names_its_extra_when_ray_is_missing(monkeypatch):
     import sys
 
-    from molmo_eval.errors import MissingDependency
+    from molmo_eval.core.errors import MissingDependency
     from molmo_eval.executors import make_executor
 
     monkeypatch.setitem(sys.modules, "ray", None)

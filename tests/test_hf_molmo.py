@@ -19,10 +19,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from molmo_eval import evaluate, records
-from molmo_eval.errors import ConfigError
+from molmo_eval import evaluate
+from molmo_eval.core.errors import ConfigError
+from molmo_eval.core.types import CoordSpace
 from molmo_eval.models.hf_molmo import _cut, fingerprint, parse_options
-from molmo_eval.types import CoordSpace
+from molmo_eval.run import records
 
 
 def has_native_molmo2() -> bool:
@@ -196,9 +197,9 @@ def test_tiny_molmo2_runs_end_to_end_through_the_harness(tiny_molmo2, toy_task, 
 @pytest.mark.slow
 @needs_molmo2
 def test_batched_generation_equals_one_at_a_time(tiny_molmo2, toy_task, toy_root):
-    from molmo_eval.data import load_image
+    from molmo_eval.core.types import AnswerKind, GenerationSettings, ImageRef, Request
+    from molmo_eval.data.images import load_image
     from molmo_eval.models.hf_molmo import HFMolmo
-    from molmo_eval.types import AnswerKind, GenerationSettings, ImageRef, Request
 
     model = HFMolmo(pretrained=str(tiny_molmo2), device="cpu")
     images = [
@@ -261,8 +262,8 @@ def test_torch_image_processor_equals_the_torchvision_processor(tiny_molmo2):
     """Run where torchvision imports (e.g. torch 2.14.1 + torchvision 0.29.1); skipped elsewhere."""
     from transformers import AutoProcessor
 
+    from molmo_eval.core.types import AnswerKind, GenerationSettings, Request
     from molmo_eval.models.hf_molmo import _message, torch_processor, torchvision_usable
-    from molmo_eval.types import AnswerKind, GenerationSettings, Request
 
     if not torchvision_usable():
         pytest.skip("torchvision does not import here")

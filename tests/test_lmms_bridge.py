@@ -21,14 +21,15 @@ from pathlib import Path
 
 import pytest
 
-from molmo_eval import evaluate, registry
+from molmo_eval import evaluate
 from molmo_eval.cli import main
-from molmo_eval.config import build
+from molmo_eval.core import registry
+from molmo_eval.core.config import build
+from molmo_eval.core.types import CoordSpace
 from molmo_eval.lmms_hooks import ERROR_PREFIX, MANIFEST, forget_outputs, remember_output
 from molmo_eval.lmms_tasks import export_lmms_tasks, lmms_task_name
 from molmo_eval.models.scripted import ScriptedModel
 from molmo_eval.parsing.points import format_point
-from molmo_eval.types import CoordSpace
 
 SPACE = CoordSpace.PERCENT
 ALL = ["vqav2", "textvqa", "gqa", "pope", "mmbench", "refcoco", "refcoco+", "refcocog", "pointqa"]
@@ -275,8 +276,8 @@ def _bridge_on(export_dir: Path, task: str, **model_args):
 
 def test_bridge_sends_the_run_request_and_returns_the_raw_text(world, tmp_path, recorder):
     from molmo_eval import lmms_hooks
-    from molmo_eval.data import load_image
-    from molmo_eval.types import ImageRef
+    from molmo_eval.core.types import ImageRef
+    from molmo_eval.data.images import load_image
 
     seen, replies = recorder
     export(tmp_path / "lmms", ["refcoco", "mmbench"], world, limit=2)
@@ -337,7 +338,7 @@ def test_bridge_fails_one_sample_not_the_run(world, tmp_path, recorder):
 
 
 def test_bridge_refuses_tasks_exported_for_another_coordinate_space(world, tmp_path, recorder):
-    from molmo_eval.errors import ConfigError
+    from molmo_eval.core.errors import ConfigError
 
     export(tmp_path / "lmms", ["pointqa"], world, space=CoordSpace.BINS, limit=1)
     lm, docs, insts = _bridge_on(tmp_path / "lmms", "pointqa", model="recorder", coord_space="percent")

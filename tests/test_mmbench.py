@@ -14,12 +14,12 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from molmo_eval import stats
-from molmo_eval.errors import DataError, MissingDependency
+from molmo_eval.core.errors import DataError, MissingDependency
+from molmo_eval.core.task import ParseContext
+from molmo_eval.core.types import Generation
+from molmo_eval.metrics import stats
 from molmo_eval.metrics.mmbench import circularize, is_abnormal, rotations
-from molmo_eval.task import ParseContext
 from molmo_eval.tasks.mmbench import MMBench, pandas_column
-from molmo_eval.types import Generation
 
 COLS = ["index", "question", "hint", "A", "B", "C", "D", "answer", "category", "l2-category", "split", "image"]
 

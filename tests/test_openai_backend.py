@@ -25,9 +25,11 @@ pytest.importorskip("httpx")
 from PIL import Image as PILImage  # noqa: E402
 from toy import COLOURS  # noqa: E402
 
-from molmo_eval import evaluate, records, registry  # noqa: E402
-from molmo_eval.data import load_image  # noqa: E402
-from molmo_eval.errors import ConfigError  # noqa: E402
+from molmo_eval import evaluate  # noqa: E402
+from molmo_eval.core import registry  # noqa: E402
+from molmo_eval.core.errors import ConfigError  # noqa: E402
+from molmo_eval.core.types import AnswerKind, CoordSpace, Generation, GenerationSettings, ImageRef, Request
+from molmo_eval.data.images import load_image  # noqa: E402
 from molmo_eval.models.openai_api import (  # noqa: E402
     ClientSettings,
     Fault,
@@ -38,14 +40,7 @@ from molmo_eval.models.openai_api import (  # noqa: E402
     parse_completion,
     parse_settings,
 )
-from molmo_eval.types import (  # noqa: E402
-    AnswerKind,
-    CoordSpace,
-    Generation,
-    GenerationSettings,
-    ImageRef,
-    Request,
-)
+from molmo_eval.run import records  # noqa: E402
 
 FAST = dict(
     backoff="0.001", max_backoff="0.005", timeout="0.5", prompt_style="default", coordinate_space="pixels"

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import pytest
 
+from molmo_eval.core.types import AnswerKind
 from molmo_eval.parsing.choice import can_infer, can_infer_option, can_infer_text, parse_choice
-from molmo_eval.types import AnswerKind
 
 ANIMALS = {"A": "cat", "B": "dog", "C": "bird", "D": "fish"}  # total option length 14 -> text limit 28
 

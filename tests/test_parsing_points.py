@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 
+from molmo_eval.core.types import CoordSpace, Generation
 from molmo_eval.parsing.points import (
     format_point,
     generation_box,
@@ -16,7 +17,6 @@ from molmo_eval.parsing.points import (
     parse_points,
     read_points,
 )
-from molmo_eval.types import CoordSpace, Generation
 
 P, N, K, T, B = CoordSpace.PIXELS, CoordSpace.NORMALIZED, CoordSpace.PERCENT, CoordSpace.THOUSAND, CoordSpace.BINS
 

@@ -10,7 +10,7 @@ import pytest
 from report_helpers import correct_ids, toy_grid, toy_run
 
 from molmo_eval import plots, reporting
-from molmo_eval.errors import MissingDependency
+from molmo_eval.core.errors import MissingDependency
 
 pytest.importorskip("matplotlib")
 
@@ -121,7 +121,7 @@ def test_every_figure_is_labelled_and_nothing_overlaps(ablation, models):
 
 def long_keys_table():
     """One row whose task has a breakdown of many keys with long, wrapping names (as MMBench's)."""
-    from molmo_eval.types import MetricValue, ModelInfo, RunRecord, TaskResult
+    from molmo_eval.core.types import MetricValue, ModelInfo, RunRecord, TaskResult
 
     keys = [
         "coarse perception",

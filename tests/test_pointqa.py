@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 from pycocotools import mask as mask_utils
 
-from molmo_eval import stats
-from molmo_eval.errors import DataError
+from molmo_eval.core.errors import DataError
+from molmo_eval.core.task import ParseContext
+from molmo_eval.core.types import AnswerKind, CoordSpace, Generation
+from molmo_eval.metrics import stats
 from molmo_eval.parsing.count import parse_count
-from molmo_eval.task import ParseContext
 from molmo_eval.tasks.pointqa import PointQA, normalize_answer
-from molmo_eval.types import AnswerKind, CoordSpace, Generation
 
 W, H = 100, 50
 

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from molmo_eval import stats
-from molmo_eval.errors import DataError
-from molmo_eval.registry import get_task
-from molmo_eval.task import ParseContext
-from molmo_eval.types import Answer, AnswerKind, Generation
+from molmo_eval.core.errors import DataError
+from molmo_eval.core.registry import get_task
+from molmo_eval.core.task import ParseContext
+from molmo_eval.core.types import Answer, AnswerKind, Generation
+from molmo_eval.metrics import stats
 
 # per split: (labels, answers)
 RANDOM = (["yes", "yes", "yes", "no", "no"], ["Yes", "Yes, there is.", "No.", "yes", "There is no cat."])

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from molmo_eval import stats
-from molmo_eval.errors import DataError, UnknownName
-from molmo_eval.task import ParseContext
+from molmo_eval.core.errors import DataError, UnknownName
+from molmo_eval.core.task import ParseContext
+from molmo_eval.core.types import CoordSpace, Generation
+from molmo_eval.metrics import stats
 from molmo_eval.tasks.refcoco import RefCOCO, RefCOCOg, RefCOCOPlus, ref_in_split
-from molmo_eval.types import CoordSpace, Generation
 
 W, H = 100, 50
 

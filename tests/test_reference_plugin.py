@@ -12,13 +12,13 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from molmo_eval.errors import ConfigError  # noqa: E402
+from molmo_eval.core.errors import ConfigError  # noqa: E402
+from molmo_eval.core.types import AnswerKind, CoordSpace, GenerationSettings, Image, Request  # noqa: E402
 from molmo_eval.models.reference import ReferenceModel, bundled_checkpoint  # noqa: E402
 from molmo_eval.reference_model import checkpoint  # noqa: E402
 from molmo_eval.reference_model.config import preset  # noqa: E402
 from molmo_eval.reference_model.model import MolmoModel  # noqa: E402
 from molmo_eval.reference_model.tokenizer import Tokenizer  # noqa: E402
-from molmo_eval.types import AnswerKind, CoordSpace, GenerationSettings, Image, Request  # noqa: E402
 
 
 @pytest.fixture
@@ -135,7 +135,7 @@ def test_bundled_checkpoint_beats_the_blind_baseline(tmp_path):
     write_world(tmp_path / "data", size, seed=4242, benchmarks=["vqav2", "gqa"])
     common = dict(data_root=tmp_path / "data", use_cache=False, bootstrap=0)
     rec = evaluate(["vqav2", "gqa"], ReferenceModel(), output_path=tmp_path / "run", **common)
-    from molmo_eval import records
+    from molmo_eval.run import records
 
     answers = Counter()
     for line in records.iter_samples(tmp_path / "run"):
@@ -152,8 +152,9 @@ def test_bundled_checkpoint_beats_the_blind_baseline(tmp_path):
 def test_bundled_checkpoint_points_better_than_the_image_centre(tmp_path):
     """RefCOCO on fresh evaluation scenes: the checkpoint's points land in the referred box clearly
     more often than a blind pointer that always answers the image centre (scored on the same rows)."""
-    from molmo_eval import evaluate, records
+    from molmo_eval import evaluate
     from molmo_eval.reference_model.world.world import WorldSize, write_world
+    from molmo_eval.run import records
 
     size = WorldSize(vqav2=0, textvqa=0, gqa=0, refer=20, pope=0, mmbench=0, pointqa=0)
     write_world(tmp_path / "data", size, seed=4242, benchmarks=["refer"])

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from toy import ToyTask
 
-from molmo_eval import registry
-from molmo_eval.errors import PluginConflict, UnknownName
+from molmo_eval.core import registry
+from molmo_eval.core.errors import PluginConflict, UnknownName
 
 BUILTIN_TASKS = {"vqav2", "textvqa", "gqa", "pope", "refcoco", "refcoco+", "refcocog", "pointqa", "mmbench"}
 

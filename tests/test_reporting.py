@@ -21,7 +21,7 @@ from report_helpers import correct_ids, toy_grid, toy_run
 
 from molmo_eval import report_formats, reporting, viewer
 from molmo_eval.cli import main
-from molmo_eval.errors import ConfigError
+from molmo_eval.core.errors import ConfigError
 
 P_B = 2 * 0.5**10  # B against A: 10 discordant pairs, all gains
 REPO = Path(__file__).resolve().parents[1]
@@ -78,7 +78,7 @@ def test_markdown_table(runs):
 
 
 def test_ci_range_is_the_recorded_interval(runs):
-    from molmo_eval.records import read_record
+    from molmo_eval.run.records import read_record
 
     mv = read_record(runs["B"]).tasks["toy"].metrics["accuracy"]
     text = report_formats.render_markdown(table_of([runs["B"]], ci=True))
@@ -122,7 +122,7 @@ def test_unknown_or_ambiguous_baseline_lists_rows(runs):
 
 
 def test_runs_with_different_samples_get_no_mark(tmp_path, runs, toy_root):
-    from molmo_eval.records import SAMPLES
+    from molmo_eval.run.records import SAMPLES
 
     cut = tmp_path / "cut"
     shutil.copytree(runs["B"], cut)
@@ -141,7 +141,7 @@ def test_metrics_selection_errors_name_the_flag(runs):
 
 
 def test_output_is_deterministic_and_has_no_timestamps(runs):
-    from molmo_eval.records import read_record
+    from molmo_eval.run.records import read_record
 
     paths = [runs["A"], runs["B"]]
     a = report_formats.render(table_of(paths, baseline="A", ci=True), "md", title="T")
@@ -267,8 +267,8 @@ def test_target_mask_decodes_rle_and_polygons():
 
 
 def test_image_finder_uses_the_recorded_data_root(runs, toy_root):
-    from molmo_eval.data import load_image
-    from molmo_eval.records import read_record
+    from molmo_eval.data.images import load_image
+    from molmo_eval.run.records import read_record
 
     config = read_record(runs["A"]).config
     ref, why = viewer.ImageFinder().find(config, "toy", "official", "a", "3")

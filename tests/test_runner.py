@@ -9,11 +9,12 @@ from pathlib import Path
 import pytest
 from toy import ConfigFailingModel, ExplodingModel, oracle_text
 
-from molmo_eval import evaluate, records
-from molmo_eval.config import build
-from molmo_eval.errors import ConfigError, DataError, MolmoEvalError, UnknownName
+from molmo_eval import evaluate
+from molmo_eval.core.config import build
+from molmo_eval.core.errors import ConfigError, DataError, MolmoEvalError, UnknownName
 from molmo_eval.models.scripted import ScriptedModel
-from molmo_eval.runner import run
+from molmo_eval.run import records
+from molmo_eval.run.runner import run
 
 
 def oracle(root: Path, wrong_every: int = 0):
@@ -153,8 +154,8 @@ def test_limit_and_nan_free_json(toy_task, toy_root, tmp_path):
 
 
 def test_shards_keep_the_questions_about_one_image_together():
-    from molmo_eval.runner import shard_indices
-    from molmo_eval.types import ImageRef, Sample
+    from molmo_eval.core.types import ImageRef, Sample
+    from molmo_eval.run.runner import shard_indices
 
     # images with 1..5 questions each, interleaved as a benchmark might list them
     images = [f"/data/{k}.png" for k in range(9)]
@@ -179,8 +180,8 @@ def test_recently_loaded_images_are_reused_until_the_file_changes(tmp_path):
     import numpy as np
     from PIL import Image as PILImage
 
-    from molmo_eval.data import load_image
-    from molmo_eval.types import ImageRef
+    from molmo_eval.core.types import ImageRef
+    from molmo_eval.data.images import load_image
 
     path = tmp_path / "a.png"
     PILImage.new("RGB", (8, 6), (200, 10, 10)).save(path)

@@ -23,9 +23,9 @@ from PIL import Image as PILImage
 from toy import COLOURS
 
 from molmo_eval import evaluate
+from molmo_eval.core.types import AnswerKind, Generation, Request
 from molmo_eval.models.scripted import ScriptedModel
 from molmo_eval.serve import Server, parse_chat_request
-from molmo_eval.types import AnswerKind, Generation, Request
 
 openai = pytest.importorskip("openai")
 
@@ -261,7 +261,7 @@ def test_openai_backend_through_serve_scores_like_the_model_in_process(toy_task,
     assert local.tasks["toy"].metrics["accuracy"].value == pytest.approx(0.8)
     assert via.tasks["toy"].metrics == local.tasks["toy"].metrics
     assert via.tasks["toy"].breakdowns == local.tasks["toy"].breakdowns
-    from molmo_eval import records
+    from molmo_eval.run import records
 
     a = [(ln["uid"], ln["output"], ln["scores"]) for ln in records.iter_samples(tmp_path / "local")]
     b = [(ln["uid"], ln["output"], ln["scores"]) for ln in records.iter_samples(tmp_path / "http")]

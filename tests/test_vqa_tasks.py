@@ -13,8 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from molmo_eval import stats
-from molmo_eval.errors import DataError
+from molmo_eval.core.errors import DataError
+from molmo_eval.core.registry import get_task
+from molmo_eval.core.task import ParseContext
+from molmo_eval.core.types import Answer, AnswerKind, Generation
+from molmo_eval.metrics import stats
 from molmo_eval.metrics.vqa import (
     lmms_eval_accuracy,
     loo_accuracy,
@@ -22,9 +25,6 @@ from molmo_eval.metrics.vqa import (
     m4c_accuracy,
     official_accuracy,
 )
-from molmo_eval.registry import get_task
-from molmo_eval.task import ParseContext
-from molmo_eval.types import Answer, AnswerKind, Generation
 
 
 @pytest.mark.parametrize(("k", "expected"), [(0, 0.0), (1, 0.3), (2, 0.6), (3, 0.9), (4, 1.0), (10, 1.0)])

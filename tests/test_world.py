@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from molmo_eval.data import safe_pickle_load
+from molmo_eval.data.files import safe_pickle_load
 from molmo_eval.reference_model.world import formats
 from molmo_eval.reference_model.world.ontology import CATEGORY_NAMES, COLOURS, LOCATION_WORDS
 from molmo_eval.reference_model.world.rng import EVAL_BASE, eval_scene_id, train_scene_id

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from molmo_eval import embedded
+from molmo_eval.data import embedded
 from molmo_eval.reference_model.world import world as world_mod
 from molmo_eval.reference_model.world.world import WorldSize, write_world
 
@@ -129,7 +129,7 @@ def test_data_synth_writes_a_verified_world(tmp_path: Path, capsys: pytest.Captu
 
 def test_data_show_draws_a_contact_sheet_through_the_task_plugin(tmp_path: Path) -> None:
     pytest.importorskip("matplotlib")
-    from molmo_eval import registry
+    from molmo_eval.core import registry
 
     if "pointqa" not in registry.task_names():
         pytest.skip("the pointqa plugin is not installed")

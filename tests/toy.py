@@ -12,11 +12,11 @@ from pathlib import Path
 
 from PIL import Image
 
-from molmo_eval.data import confined, field, read_json
-from molmo_eval.errors import MolmoEvalError
-from molmo_eval.metrics import mean
-from molmo_eval.task import ParseContext, Task
-from molmo_eval.types import Answer, AnswerKind, Generation, ImageRef, Sample, SampleScore
+from molmo_eval.core.errors import MolmoEvalError
+from molmo_eval.core.task import ParseContext, Task
+from molmo_eval.core.types import Answer, AnswerKind, Generation, ImageRef, Sample, SampleScore
+from molmo_eval.data.files import confined, field, read_json
+from molmo_eval.metrics.generic import mean
 
 COLOURS = {"red": (220, 30, 30), "green": (30, 200, 30), "blue": (30, 30, 220), "white": (250, 250, 250)}
 
@@ -109,7 +109,7 @@ class ExplodingModel:
     prompt_style = "default"
 
     def __init__(self, bad: set[str], answers: dict[str, str]):
-        from molmo_eval.types import CoordSpace
+        from molmo_eval.core.types import CoordSpace
 
         self.bad, self.answers, self.calls = bad, answers, 0
         self.coord_space = CoordSpace.PIXELS

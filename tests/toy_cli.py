@@ -7,8 +7,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from toy import ToyTask  # noqa: E402
 
-from molmo_eval import registry  # noqa: E402
 from molmo_eval.cli import main  # noqa: E402
+from molmo_eval.core import registry  # noqa: E402
 
 registry.register_task("toy", ToyTask)
 raise SystemExit(main(sys.argv[1:]))

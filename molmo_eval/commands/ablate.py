@@ -81,7 +81,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
-    from molmo_eval.errors import ConfigError
+    from molmo_eval.core.errors import ConfigError
     from molmo_eval.grid import eprint, load_spec, run_grid
 
     overrides = {

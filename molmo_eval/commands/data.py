@@ -17,7 +17,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from molmo_eval.errors import ConfigError
+from molmo_eval.core.errors import ConfigError
 
 SIZES = ("mini", "small", "full")
 
@@ -46,9 +46,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 # --- synth -----------------------------------------------------------------------------------------
 
 def synth(args: argparse.Namespace) -> int:
-    from molmo_eval.embedded import write_manifest
-    from molmo_eval.progress import Progress
+    from molmo_eval.data.embedded import write_manifest
     from molmo_eval.reference_model.world.world import BENCHMARKS, write_world
+    from molmo_eval.run.progress import Progress
 
     only = [b for b in args.only.split(",") if b] or list(BENCHMARKS)
     unknown = [b for b in only if b not in BENCHMARKS]
@@ -82,14 +82,14 @@ def synth(args: argparse.Namespace) -> int:
 # --- show ------------------------------------------------------------------------------------------
 
 def show(args: argparse.Namespace) -> int:
-    from molmo_eval import registry
+    from molmo_eval.core import registry
 
     task = registry.get_task(args.task)
     split = task.check_split(args.split) if args.split else task.default_splits[0]
     if args.n < 1:
         raise ConfigError("--n must be at least 1")
     if args.data_root is None:
-        from molmo_eval.embedded import default_data_root
+        from molmo_eval.data.embedded import default_data_root
 
         root = default_data_root()
     else:
@@ -131,7 +131,7 @@ _COLOURS = ("#ff1f5b", "#00cd6c", "#009ade", "#af58ba", "#ffc61e", "#f28522")
 def _panel(ax: Any, sample: Any) -> None:
     import numpy as np
 
-    from molmo_eval.data import load_image
+    from molmo_eval.data.images import load_image
 
     img = load_image(sample.image, decode=True).pixels if sample.image is not None else None
     if img is None:

@@ -56,7 +56,7 @@ def add_parser(subparsers: Any) -> None:
 
 
 def config_from_args(args: argparse.Namespace) -> Any:
-    from molmo_eval.errors import ConfigError
+    from molmo_eval.core.errors import ConfigError
     from molmo_eval.gate import GateConfig, Policy, Tolerances
 
     problems = []
@@ -84,7 +84,7 @@ def config_from_args(args: argparse.Namespace) -> Any:
 
 def handle(args: argparse.Namespace) -> int:
     from molmo_eval.baseline import load
-    from molmo_eval.errors import MolmoEvalError
+    from molmo_eval.core.errors import MolmoEvalError
     from molmo_eval.gate import cannot_compare, compare
 
     config = config_from_args(args)
@@ -105,7 +105,7 @@ def handle(args: argparse.Namespace) -> int:
 
 def _finish(report: Any, args: argparse.Namespace, write: bool = True) -> int:
     from molmo_eval.gate_output import headline, junit_xml, markdown, print_report
-    from molmo_eval.records import atomic_write
+    from molmo_eval.run.records import atomic_write
 
     if args.quiet:
         print(f"molmo-eval gate: {headline(report)} (exit {report.exit_code})")
@@ -121,7 +121,7 @@ def _finish(report: Any, args: argparse.Namespace, write: bool = True) -> int:
 def _update(args: argparse.Namespace, config: Any, current: Any) -> int:
     """Accept the current run as the baseline. A failed run never becomes one (exit 2)."""
     from molmo_eval.baseline import check_writable, load, write_baseline
-    from molmo_eval.errors import MolmoEvalError
+    from molmo_eval.core.errors import MolmoEvalError
     from molmo_eval.gate import cannot_compare, compare
 
     check_writable(args.baseline)  # ConfigError (exit 2) before anything is shown

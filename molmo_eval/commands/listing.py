@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from molmo_eval import registry
+from molmo_eval.core import registry
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

@@ -105,7 +105,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def handle(args: argparse.Namespace) -> int:
     from molmo_eval import report_formats, reporting
-    from molmo_eval.errors import ConfigError
+    from molmo_eval.core.errors import ConfigError
 
     if args.regenerate is not None:
         if args.inputs:
@@ -158,7 +158,7 @@ def handle(args: argparse.Namespace) -> int:
             breakdowns=args.breakdowns,
         )
     if args.out:
-        from molmo_eval.records import atomic_write
+        from molmo_eval.run.records import atomic_write
 
         atomic_write(args.out, text)
         print(f"wrote {args.out}", file=sys.stderr)

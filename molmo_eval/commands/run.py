@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from molmo_eval.errors import ConfigError
+from molmo_eval.core.errors import ConfigError
 
 _FLAGS: dict[str, str] = {}  # dest -> flag, for messages
 
@@ -62,7 +62,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def config_from_args(args: argparse.Namespace) -> Any:
-    from molmo_eval.config import build, load_toml, parse_kv, parse_scoped
+    from molmo_eval.core.config import build, load_toml, parse_kv, parse_scoped
 
     settings: dict[str, Any] = load_toml(args.config) if args.config else {}
     unknown_file = sorted(set(settings) - _TOML_KEYS)
@@ -102,8 +102,8 @@ _TOML_KEYS = {"tasks", "model", "model_args", "batch_size", "limit", "seed", "ou
 
 
 def handle(args: argparse.Namespace) -> int:
-    from molmo_eval import runner
-    from molmo_eval.summary import print_table
+    from molmo_eval.run import runner
+    from molmo_eval.run.summary import print_table
 
     cfg = config_from_args(args)
     outcome = runner.run(cfg, show_progress=True)

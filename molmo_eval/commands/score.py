@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from molmo_eval.errors import ConfigError, DataError
+from molmo_eval.core.errors import ConfigError, DataError
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -45,10 +45,11 @@ def handle(args: argparse.Namespace) -> int:
 def rescore_run(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from molmo_eval import records, registry
-    from molmo_eval.scoring import sample_from_line, score_one, summarize_task
-    from molmo_eval.summary import print_table
-    from molmo_eval.types import CoordSpace, Generation
+    from molmo_eval.core import registry
+    from molmo_eval.core.types import CoordSpace, Generation
+    from molmo_eval.run import records
+    from molmo_eval.run.scoring import sample_from_line, score_one, summarize_task
+    from molmo_eval.run.summary import print_table
 
     run = records.read_run(args.run)
     space = CoordSpace(run.record.model.coord_space)
@@ -79,8 +80,8 @@ def rescore_run(args: argparse.Namespace) -> int:
         all_lines.extend(lines)
     record = replace(run.record, tasks=results)
     if args.output_path is not None:
-        from molmo_eval.baseline import write_scores
-        from molmo_eval.summary import markdown_report
+        from molmo_eval.run.scores import write_scores
+        from molmo_eval.run.summary import markdown_report
 
         records.write_samples(args.output_path, all_lines)
         write_scores(args.output_path, all_lines)
@@ -94,8 +95,8 @@ def rescore_run(args: argparse.Namespace) -> int:
 
 
 def score_predictions(args: argparse.Namespace) -> int:
-    from molmo_eval import registry
-    from molmo_eval.scoring import score_one, summarize_task
+    from molmo_eval.core import registry
+    from molmo_eval.run.scoring import score_one, summarize_task
 
     if not args.task:
         raise ConfigError("score --predictions: --task is required")
@@ -104,7 +105,7 @@ def score_predictions(args: argparse.Namespace) -> int:
     if args.data_root is not None:
         root = args.data_root
     else:
-        from molmo_eval.embedded import default_data_root
+        from molmo_eval.data.embedded import default_data_root
 
         root = default_data_root()
     samples = task.load(root / task.data_dir, split)
@@ -133,7 +134,7 @@ def score_predictions(args: argparse.Namespace) -> int:
                               for g, keys in tr.breakdowns.items()}}
         print(json.dumps(out, indent=2))
     else:
-        from molmo_eval.summary import pct
+        from molmo_eval.run.summary import pct
 
         print(f"{task.name} / {split} ({task.variant}): n={tr.n}, missing={len(missing)}")
         for k, v in tr.metrics.items():

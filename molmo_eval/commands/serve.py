@@ -11,7 +11,7 @@ import ipaddress
 import os
 import sys
 
-from molmo_eval.errors import ConfigError
+from molmo_eval.core.errors import ConfigError
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -63,8 +63,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def handle(args: argparse.Namespace) -> int:
     import logging
 
-    from molmo_eval import registry
-    from molmo_eval.config import parse_kv
+    from molmo_eval.core import registry
+    from molmo_eval.core.config import parse_kv
     from molmo_eval.serve import Server
 
     problems = []

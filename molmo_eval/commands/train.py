@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from molmo_eval.errors import ConfigError, MissingDependency
+from molmo_eval.core.errors import ConfigError, MissingDependency
 
 BENCH_TASKS = ("vqav2", "textvqa", "gqa", "pope", "mmbench", "refcoco", "refcoco+", "refcocog", "pointqa")
 POINT_TASKS = ("refcoco", "refcoco+", "refcocog", "pointqa")
@@ -110,7 +110,7 @@ def benchmark_groups(size: str, seed: int, pointing: bool, root: Path | None = N
 
 
 def _groups_from(root: Path, size: str, seed: int, pointing: bool) -> dict[str, list[Any]]:
-    from molmo_eval import registry
+    from molmo_eval.core import registry
     from molmo_eval.reference_model.world.world import write_world
 
     with training_seed_space():
@@ -138,7 +138,7 @@ def _groups_from(root: Path, size: str, seed: int, pointing: bool) -> dict[str, 
 def _prompts(task: Any, s: Any, pointing: bool) -> list[str]:
     """The Molmo-style prompt; Point-and-Ask prompts also with the point written as bin tokens (the
     model's own space), in case the runner passes the model's coordinate space."""
-    from molmo_eval.types import CoordSpace
+    from molmo_eval.core.types import CoordSpace
 
     out = [task.prompt(s, "molmo")]
     if task.name == "pointqa" and s.split != "pointing" and pointing:
@@ -174,8 +174,8 @@ def target_answer(task: Any, s: Any) -> str | None:
 
 
 def _point_answer(points: list[tuple[float, float]], size: tuple[int, int] | None) -> str:
+    from molmo_eval.core.types import CoordSpace
     from molmo_eval.parsing.points import format_point
-    from molmo_eval.types import CoordSpace
 
     return " ".join(format_point(p, CoordSpace.BINS, size) for p in sorted(points))
 
@@ -217,7 +217,7 @@ def _image_key(ref: Any) -> str:
 
 def _to_groups(by_image: dict[tuple[str, str], list[tuple[str, str, str]]], refs: dict[tuple[str, str], Any]
                ) -> dict[str, list[Any]]:
-    from molmo_eval.data import load_image
+    from molmo_eval.data.images import load_image
     from molmo_eval.reference_model.data import Group
 
     out: dict[str, list[Any]] = {"bench_ask": [], "bench_point": []}

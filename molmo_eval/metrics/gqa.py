@@ -26,7 +26,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from molmo_eval.metrics.core import Columns, Metric, mean, safe_div
+from molmo_eval.core.metric import Columns, Metric
+from molmo_eval.metrics.generic import mean, safe_div
 
 _PUNCT_TABLE = str.maketrans("", "", string.punctuation)
 

@@ -17,7 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from molmo_eval.metrics.core import Metric, mean
+from molmo_eval.core.metric import Metric
+from molmo_eval.metrics.generic import mean
 
 BASE_OFFSET = 1_000_000  # circular copies are index + k * 1e6; groups are index % 1e6
 Row = dict[str, Any]

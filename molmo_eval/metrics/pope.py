@@ -20,7 +20,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from molmo_eval.metrics.core import Columns, Metric, nanmean, safe_div
+from molmo_eval.core.metric import Columns, Metric
+from molmo_eval.metrics.generic import nanmean, safe_div
 
 Totals = Callable[[str], np.ndarray]  # column name -> per-split sums, shape (..., S)
 Ratio = np.ndarray | float

@@ -16,7 +16,7 @@ with the real files every answer has a distinct ``answer_id``, so exactly one is
 answer dicts are not distinct, `loo_groups` records which ones compare equal apart from their text so
 the same (over-)dropping is reproduced.
 
-Aggregation is the plain mean of the per-sample values (`molmo_eval.metrics.core.mean`), which is
+Aggregation is the plain mean of the per-sample values (`molmo_eval.metrics.generic.mean`), which is
 what vqaEval.py's ``overall`` / ``perQuestionType`` / ``perAnswerType`` compute before rounding.
 """
 
@@ -26,7 +26,8 @@ from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
-from molmo_eval.metrics.core import Metric, mean
+from molmo_eval.core.metric import Metric
+from molmo_eval.metrics.generic import mean
 from molmo_eval.parsing.vqa import clean_answer, evalai_normalize, evalai_process, normalize_answer
 
 Groups = tuple[int, ...] | None

@@ -33,8 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from molmo_eval.errors import ConfigError, MissingDependency
-from molmo_eval.types import CoordSpace, Generation, GenerationSettings, Request
+from molmo_eval.core.errors import ConfigError, MissingDependency
+from molmo_eval.core.types import CoordSpace, Generation, GenerationSettings, Request
 
 MOLMO2_MIN_TRANSFORMERS = "5.20"
 DTYPES = ("auto", "float32", "bfloat16", "float16")

@@ -34,9 +34,9 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from molmo_eval import __version__
-from molmo_eval.errors import ConfigError, MissingDependency
-from molmo_eval.types import CoordSpace, Generation, Image, Request
+from molmo_eval.core.errors import ConfigError, MissingDependency
+from molmo_eval.core.types import CoordSpace, Generation, Image, Request
+from molmo_eval.core.version import __version__
 
 T = TypeVar("T")
 

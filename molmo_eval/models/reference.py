@@ -20,8 +20,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from molmo_eval.errors import ConfigError, MissingDependency
-from molmo_eval.types import CoordSpace, Generation, Request
+from molmo_eval.core.errors import ConfigError, MissingDependency
+from molmo_eval.core.types import CoordSpace, Generation, Request
 
 BUNDLED = "molmo-ref-v2"  # folder under reference_model/checkpoints/
 

@@ -17,8 +17,8 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from molmo_eval.errors import ConfigError, DataError
-from molmo_eval.types import CoordSpace, Generation, Request
+from molmo_eval.core.errors import ConfigError, DataError
+from molmo_eval.core.types import CoordSpace, Generation, Request
 
 Script = Callable[[Request], "str | Generation"]
 

@@ -14,7 +14,7 @@ import re
 import string
 from collections.abc import Mapping
 
-from molmo_eval.types import Answer, AnswerKind
+from molmo_eval.core.types import Answer, AnswerKind
 
 REFUSAL = "Z"
 _API_FAILURE = "Failed to obtain answer via API"

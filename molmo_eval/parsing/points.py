@@ -25,7 +25,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from molmo_eval.types import Box, CoordSpace, Generation, Point
+from molmo_eval.core.types import Box, CoordSpace, Generation, Point
 
 _NUM = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
 _TAG = re.compile(r"<(points?|box)\b([^<>]*)>", re.IGNORECASE)

@@ -24,18 +24,30 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from molmo_eval import __version__, distributed, registry
-from molmo_eval.cache import ResponseCache, default_cache_dir, request_key
-from molmo_eval.config import RunConfig, build
-from molmo_eval.data import file_digest, load_image
-from molmo_eval.distributed import DistGroup
-from molmo_eval.errors import ConfigError, MolmoEvalError
-from molmo_eval.model import Model
-from molmo_eval.progress import Progress
-from molmo_eval.records import write_record, write_samples
-from molmo_eval.scoring import sample_line, score_one, summarize_task
-from molmo_eval.task import Task
-from molmo_eval.types import Generation, Image, ModelInfo, Request, RunRecord, Sample, SampleScore, TaskResult
+from molmo_eval.core import registry
+from molmo_eval.core.config import RunConfig, build
+from molmo_eval.core.errors import ConfigError, MolmoEvalError
+from molmo_eval.core.model import Model
+from molmo_eval.core.task import Task
+from molmo_eval.core.types import (
+    Generation,
+    Image,
+    ModelInfo,
+    Request,
+    RunRecord,
+    Sample,
+    SampleScore,
+    TaskResult,
+)
+from molmo_eval.core.version import __version__
+from molmo_eval.data.files import file_digest
+from molmo_eval.data.images import load_image
+from molmo_eval.run import distributed
+from molmo_eval.run.cache import ResponseCache, default_cache_dir, request_key
+from molmo_eval.run.distributed import DistGroup
+from molmo_eval.run.progress import Progress
+from molmo_eval.run.records import write_record, write_samples
+from molmo_eval.run.scoring import sample_line, score_one, summarize_task
 
 PREFETCH_BATCHES = 2
 
@@ -70,7 +82,7 @@ def evaluate(tasks: str | Sequence[str], model: str | Model = "reference", *,
     """Evaluate ``model`` (a registered name or a `Model` object) on ``tasks`` and return the record.
 
     ``settings`` are RunConfig fields: batch_size, limit, seed, output_path, data_root, splits,
-    variants, max_failures, use_cache, cache_dir, bootstrap, ... (see `molmo_eval.config`)."""
+    variants, max_failures, use_cache, cache_dir, bootstrap, ... (see `molmo_eval.core.config`)."""
     name = model if isinstance(model, str) else model.name
     cfg = build(tasks, model=name, model_args=model_args or {}, **settings)
     return run(cfg, model=None if isinstance(model, str) else model, show_progress=progress).record
@@ -181,7 +193,7 @@ def task_dir(task: Task, cfg: RunConfig) -> Path:
         return cfg.data_dirs[task.name]
     root = cfg.data_root
     if root is None:
-        from molmo_eval.embedded import default_data_root
+        from molmo_eval.data.embedded import default_data_root
 
         root = default_data_root()
     return root / task.data_dir
@@ -443,13 +455,13 @@ def default_output_path(cfg: RunConfig) -> Path:
 
 
 def write_run(cfg: RunConfig, record: RunRecord, lines: list[dict[str, Any]]) -> Path:
-    from molmo_eval.records import REPORT, atomic_write
-    from molmo_eval.summary import markdown_report
+    from molmo_eval.run.records import REPORT, atomic_write
+    from molmo_eval.run.summary import markdown_report
 
     run_dir = cfg.output_path or default_output_path(cfg)
     run_dir.mkdir(parents=True, exist_ok=True)
     if cfg.log_samples:
-        from molmo_eval.baseline import write_scores
+        from molmo_eval.run.scores import write_scores
 
         write_samples(run_dir, lines)
         write_scores(run_dir, lines)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from typing import TextIO
 
-from molmo_eval.types import MetricValue, RunRecord
+from molmo_eval.core.types import MetricValue, RunRecord
 
 
 def pct(v: float | None) -> str:

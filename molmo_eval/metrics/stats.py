@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from molmo_eval.metrics.core import Columns, Metric
-from molmo_eval.types import MetricValue, Sample, SampleScore
+from molmo_eval.core.metric import Columns, Metric
+from molmo_eval.core.types import MetricValue, Sample, SampleScore
 
 N_BOOT = 1000
 ALPHA = 0.05

@@ -11,7 +11,7 @@ from typing import Any
 
 import tomllib
 
-from molmo_eval.errors import ConfigError
+from molmo_eval.core.errors import ConfigError
 
 DEFAULT_MODEL = "reference"
 

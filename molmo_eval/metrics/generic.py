@@ -1,40 +1,15 @@
-"""Aggregate metrics over per-sample score columns.
-
-A `Metric` reduces the *last axis* of its columns, so the same function computes the value on
-``(n,)`` columns and a whole batch of bootstrap replicates on ``(B, n)`` columns at once
-(see `molmo_eval.stats`). Columns are numpy arrays keyed by name: the float ``values`` of each
-`SampleScore` (NaN = not applicable), its string ``fields``, and the sample's ``meta``.
+"""Generic metrics over per-sample score columns: the mean of a column, a ratio of sums, F1 from
+summed counts. Each returns a `molmo_eval.core.metric.Metric` whose function reduces the last axis,
+so it computes one value and a batch of bootstrap replicates alike (`molmo_eval.metrics.stats`).
 """
 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 
 import numpy as np
 
-Columns = Mapping[str, np.ndarray]
-
-
-@dataclass(frozen=True)
-class Metric:
-    name: str
-    fn: Callable[[Columns], np.ndarray | float]
-    ci: bool = True  # attach a bootstrap CI
-    vectorized: bool = True  # fn accepts (B, n) columns; otherwise replicates are computed one by one
-    cluster: str | None = None  # resample whole groups named by this column (e.g. circular groups)
-    count: str | None = None  # n = non-NaN entries of this column (default: all rows)
-    higher_is_better: bool = True
-    description: str = ""
-
-    def value(self, cols: Columns) -> float:
-        return float(self.fn(cols))
-
-    def n(self, cols: Columns) -> int:
-        if self.count is None:
-            return len(next(iter(cols.values()))) if cols else 0
-        return int(np.count_nonzero(~np.isnan(cols[self.count])))
+from molmo_eval.core.metric import Columns, Metric
 
 
 def nanmean(x: np.ndarray) -> np.ndarray | float:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from importlib import metadata
 from typing import Any
 
-from molmo_eval.errors import MolmoEvalError, PluginConflict, UnknownName
+from molmo_eval.core.errors import MolmoEvalError, PluginConflict, UnknownName
 
 TASK_GROUP = "molmo_eval.tasks"
 MODEL_GROUP = "molmo_eval.models"

@@ -30,7 +30,7 @@ DEFAULT_SIZE = "mini"
 MANIFEST = "MANIFEST.json"
 
 # Digests of the mini world, seed 0 (world version 1): world.json "digest" and per benchmark.
-# Regenerate with `python -m molmo_eval.embedded --print-reference` after an intended world change
+# Regenerate with `python -m molmo_eval.data.embedded --print-reference` after an intended world change
 # (and bump WORLD_VERSION in reference_model/world/world.py).
 # Generated identically on this project's build machine (Python 3.11, numpy 2.4, Pillow 13) and on a
 # second machine (Python 3.12, numpy 2.5, Pillow 12.3).
@@ -73,7 +73,7 @@ def ensure_world(size: str = DEFAULT_SIZE, seed: int = DEFAULT_SEED, cache: Path
         _generate_into(target, size, seed, quiet)
     problems = verify_manifest(target, generator=generator_fingerprint())
     if problems:
-        from molmo_eval.errors import DataError
+        from molmo_eval.core.errors import DataError
 
         raise DataError(f"the generated world does not verify: {problems[0]}", path=target)
     return target

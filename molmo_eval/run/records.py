@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from molmo_eval.errors import DataError
-from molmo_eval.types import SCHEMA_VERSION, RunRecord
+from molmo_eval.core.errors import DataError
+from molmo_eval.core.types import SCHEMA_VERSION, RunRecord
 
 RESULTS = "results.json"
 SAMPLES = "samples.jsonl"

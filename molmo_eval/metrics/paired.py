@@ -13,7 +13,7 @@ Sits after the records (two runs' score columns, aligned row by row on the sampl
   by ``1 / n_boot``); the percentile interval of the difference is reported beside it. A metric whose
   p is clearly far from any decision after `FIRST_STAGE` replicates stops there (`_settled`).
 
-Costs: a metric fn reduces the last axis (`molmo_eval.metrics.core`), so a chunk of replicates is one
+Costs: a metric fn reduces the last axis (`molmo_eval.core.metric`), so a chunk of replicates is one
 ``(B, n)`` gather per column the fn reads. When the metric is the plain mean of a non-binary column
 (VQA soft accuracy, IoU, per-example F1), a replicate's difference depends only on how often each
 distinct per-row difference was drawn, so the replicates are drawn as multinomial counts over those
@@ -30,8 +30,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from molmo_eval.metrics.core import Columns, Metric, nanmean
-from molmo_eval.stats import seed_for
+from molmo_eval.core.metric import Columns, Metric
+from molmo_eval.metrics.generic import nanmean
+from molmo_eval.metrics.stats import seed_for
 
 N_BOOT = 1000
 _CHUNK_ELEMS = 4_000_000  # replicate cells gathered at once per column

@@ -10,9 +10,9 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from molmo_eval import stats
-from molmo_eval.task import ParseContext, Task
-from molmo_eval.types import Answer, CoordSpace, Generation, Sample, SampleScore, TaskResult
+from molmo_eval.core.task import ParseContext, Task
+from molmo_eval.core.types import Answer, CoordSpace, Generation, Sample, SampleScore, TaskResult
+from molmo_eval.metrics import stats
 
 
 def score_one(task: Task, sample: Sample, gen: Generation | None, space: CoordSpace,

@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from molmo_eval.types import Generation, Request
+from molmo_eval.core.types import Generation, Request
 
 log = logging.getLogger(__name__)
 

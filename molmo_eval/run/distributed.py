@@ -59,7 +59,7 @@ def from_env(device: str | None) -> DistGroup | None:
     try:
         import torch.distributed as dist
     except ImportError:
-        from molmo_eval.errors import MissingDependency
+        from molmo_eval.core.errors import MissingDependency
 
         raise MissingDependency("torch", "model", "data-parallel evaluation under torchrun") from None
     rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
-from molmo_eval.types import CoordSpace, Generation, Request
+from molmo_eval.core.types import CoordSpace, Generation, Request
 
 
 @runtime_checkable

@@ -24,9 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
-from molmo_eval.errors import MolmoEvalError, UnknownName
-from molmo_eval.metrics.core import Metric
-from molmo_eval.types import (
+from molmo_eval.core.errors import MolmoEvalError, UnknownName
+from molmo_eval.core.metric import Metric
+from molmo_eval.core.types import (
     Answer,
     AnswerKind,
     CoordSpace,

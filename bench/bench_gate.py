@@ -27,13 +27,13 @@ from pathlib import Path
 
 import numpy as np
 
-from molmo_eval.baseline import RunData, load, write_baseline
 from molmo_eval.core import registry
 from molmo_eval.core.metric import Metric
 from molmo_eval.core.task import Task
 from molmo_eval.core.types import AnswerKind, ModelInfo, RunRecord, TaskResult
-from molmo_eval.gate import GateConfig, Outcome, compare
-from molmo_eval.gate_output import junit_xml, markdown, print_report
+from molmo_eval.gate.baseline import RunData, load, write_baseline
+from molmo_eval.gate.output import junit_xml, markdown, print_report
+from molmo_eval.gate.verdicts import GateConfig, Outcome, compare
 from molmo_eval.metrics import paired
 from molmo_eval.metrics.generic import f1, mean, ratio
 from molmo_eval.metrics.stats import aggregate
@@ -239,7 +239,7 @@ def _time(fn: Callable[[], object], repeat: int) -> tuple[float, object]:
 
 def per_task_seconds(base: RunData, cur: RunData, n_boot: int) -> dict[str, float]:
     """Where the time goes: the paired tests of each task alone."""
-    from molmo_eval.gate import _aligned
+    from molmo_eval.gate.verdicts import _aligned
     from molmo_eval.metrics.paired import paired_tests
 
     assert base.rows is not None and cur.rows is not None

@@ -7,7 +7,7 @@
 
 Reads records only (``results.json``, ``samples.jsonl``, ``grid.json``); never runs a model. The
 paired tests are the regression gate's (`molmo_eval.metrics.paired`: exact McNemar for 0/1 scores, paired
-bootstrap otherwise) with the task plugin's own metric definitions (`molmo_eval.gate.plugin_metrics`),
+bootstrap otherwise) with the task plugin's own metric definitions (`molmo_eval.core.registry.plugin_metrics`),
 Holm-adjusted over every comparison in the table. Output is deterministic: no timestamps, a fixed
 row and column order, seeded tests, so a committed report can be checked against its records.
 """
@@ -281,7 +281,7 @@ def _title(c: Column, with_metric: bool) -> str:
 
 
 def _higher_is_better(task: str, metric: str, result: Any) -> bool:
-    from molmo_eval.gate import plugin_metrics
+    from molmo_eval.core.registry import plugin_metrics
 
     try:
         plugin, _ = plugin_metrics(task, result)
@@ -527,7 +527,7 @@ def paired_p(
 
 
 def _metric(column: Column, result: Any, cols: Mapping[str, np.ndarray]) -> Any:
-    from molmo_eval.gate import plugin_metrics
+    from molmo_eval.core.registry import plugin_metrics
     from molmo_eval.metrics.generic import mean
 
     plugin, _ = plugin_metrics(column.task, result)

@@ -1,5 +1,6 @@
-"""The regression gate: paired tests (molmo_eval.metrics.paired), verdicts (molmo_eval.gate), baseline files
-(molmo_eval.baseline), outputs (molmo_eval.gate_output) and the `molmo-eval gate` command.
+"""The regression gate: paired tests (molmo_eval.metrics.paired), verdicts (molmo_eval.gate.verdicts),
+baseline files (molmo_eval.gate.baseline), outputs (molmo_eval.gate.output) and the `molmo-eval gate`
+command.
 
 Runs are fabricated from per-sample scores with the core types and `records.write_record` /
 `write_samples`, their recorded metrics aggregated by the same `stats.aggregate` the runner uses.
@@ -20,15 +21,15 @@ import numpy as np
 import pytest
 from scipy.stats import binomtest
 
-from molmo_eval.baseline import FORMAT_KEY, RunData, load, write_baseline
 from molmo_eval.commands import gate as gate_cmd
 from molmo_eval.core import registry
 from molmo_eval.core.errors import ConfigError
 from molmo_eval.core.metric import Metric
 from molmo_eval.core.task import Task
 from molmo_eval.core.types import AnswerKind, ModelInfo, RunRecord, TaskResult
-from molmo_eval.gate import GateConfig, Outcome, Policy, Tolerances, compare
-from molmo_eval.gate_output import junit_xml, markdown
+from molmo_eval.gate.baseline import FORMAT_KEY, RunData, load, write_baseline
+from molmo_eval.gate.output import junit_xml, markdown
+from molmo_eval.gate.verdicts import GateConfig, Outcome, Policy, Tolerances, compare
 from molmo_eval.metrics import paired
 from molmo_eval.metrics.generic import f1, mean, ratio
 from molmo_eval.metrics.paired import (

@@ -1,7 +1,7 @@
 """``molmo-eval gate``: fail a CI build when a run regressed against a committed baseline.
 
-The CLI shell over `molmo_eval.baseline` (read both sides, write the baseline), `molmo_eval.gate`
-(verdicts) and `molmo_eval.gate_output` (table, JUnit XML, Markdown). Exit 0 pass, 1 regression,
+The CLI shell over `molmo_eval.gate.baseline` (read both sides, write the baseline),
+`molmo_eval.gate.verdicts` and `molmo_eval.gate.output` (table, JUnit XML, Markdown). Exit 0 pass, 1 regression,
 2 cannot compare (unreadable or failed runs, different samples or data, missing tasks or metrics,
 bad flags). See docs/gate.md.
 """
@@ -57,7 +57,7 @@ def add_parser(subparsers: Any) -> None:
 
 def config_from_args(args: argparse.Namespace) -> Any:
     from molmo_eval.core.errors import ConfigError
-    from molmo_eval.gate import GateConfig, Policy, Tolerances
+    from molmo_eval.gate.verdicts import GateConfig, Policy, Tolerances
 
     problems = []
     try:
@@ -83,9 +83,9 @@ def config_from_args(args: argparse.Namespace) -> Any:
 
 
 def handle(args: argparse.Namespace) -> int:
-    from molmo_eval.baseline import load
     from molmo_eval.core.errors import MolmoEvalError
-    from molmo_eval.gate import cannot_compare, compare
+    from molmo_eval.gate.baseline import load
+    from molmo_eval.gate.verdicts import cannot_compare, compare
 
     config = config_from_args(args)
     base_label, cur_label = str(args.baseline), str(args.current)
@@ -104,7 +104,7 @@ def handle(args: argparse.Namespace) -> int:
 
 
 def _finish(report: Any, args: argparse.Namespace, write: bool = True) -> int:
-    from molmo_eval.gate_output import headline, junit_xml, markdown, print_report
+    from molmo_eval.gate.output import headline, junit_xml, markdown, print_report
     from molmo_eval.run.records import atomic_write
 
     if args.quiet:
@@ -120,9 +120,9 @@ def _finish(report: Any, args: argparse.Namespace, write: bool = True) -> int:
 
 def _update(args: argparse.Namespace, config: Any, current: Any) -> int:
     """Accept the current run as the baseline. A failed run never becomes one (exit 2)."""
-    from molmo_eval.baseline import check_writable, load, write_baseline
     from molmo_eval.core.errors import MolmoEvalError
-    from molmo_eval.gate import cannot_compare, compare
+    from molmo_eval.gate.baseline import check_writable, load, write_baseline
+    from molmo_eval.gate.verdicts import cannot_compare, compare
 
     check_writable(args.baseline)  # ConfigError (exit 2) before anything is shown
     why = _unfit_baseline(current, config)

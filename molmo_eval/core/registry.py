@@ -4,17 +4,23 @@ Built-ins register the same way as third-party packages, in this project's ``pyp
 An unknown name raises `UnknownName` with did-you-mean suggestions; two plugins claiming one name
 raise `PluginConflict` naming both, never a silent override. In-process registration
 (`register_task`, `register_model`) serves the Python API and tests under the same rules.
-Entry points are loaded lazily: listing names imports nothing heavy.
+Entry points are loaded lazily: listing names imports nothing heavy. `plugin_metrics` gives the
+installed plugin's metric definitions for a recorded task result (the gate and the reports
+recompute metrics from per-sample scores with them).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from importlib import metadata
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from molmo_eval.core.errors import MolmoEvalError, PluginConflict, UnknownName
+
+if TYPE_CHECKING:  # numpy stays unimported for `molmo-eval tasks`
+    from molmo_eval.core.metric import Metric
+    from molmo_eval.core.types import TaskResult
 
 TASK_GROUP = "molmo_eval.tasks"
 MODEL_GROUP = "molmo_eval.models"
@@ -111,3 +117,20 @@ def model_factory(name: str) -> Any:
 
 def plugins(group: str) -> dict[str, Plugin]:
     return _scan(group)
+
+
+# --- what the gate and reports recompute from recorded per-sample scores -----------------------
+
+def plugin_metrics(task: str, result: TaskResult) -> tuple[Mapping[str, Metric] | None, str]:
+    """The installed task plugin's metrics, or (None, why not) when it is missing or differs."""
+    try:
+        plugin = get_task(task, result.variant)
+        metrics = plugin.metrics()
+    except UnknownName as e:
+        return None, f"task plugin {task!r} is not installed" if e.kind == "task" else str(e)
+    except MolmoEvalError as e:
+        return None, f"task plugin {task!r} is not available ({e})"
+    if str(plugin.version) != str(result.version):
+        return None, (f"installed plugin {task!r} is version {plugin.version} but the runs were scored "
+                      f"by version {result.version}")
+    return {m.name: m for m in metrics}, ""

@@ -1,7 +1,7 @@
 """Paired significance tests on per-sample scores: the statistics under the regression gate.
 
 Sits after the records (two runs' score columns, aligned row by row on the sample uid) and before
-`molmo_eval.gate`, which turns the tests into verdicts. `paired_tests` picks, per metric, two-sided:
+`molmo_eval.gate.verdicts`, which turns the tests into verdicts. `paired_tests` picks, per metric, two-sided:
 
 - **exact McNemar** when the metric is the plain mean of a 0/1 column: only discordant pairs carry
   information, and under "no change" the gains (0 -> 1) among the ``losses + gains`` discordant

@@ -1,7 +1,7 @@
 """The regression gate's verdicts: a current run compared with a baseline, task x metric.
 
-Sits after the records (`molmo_eval.baseline` reads both sides) and before the outputs
-(`molmo_eval.gate_output`: terminal table, JUnit XML, Markdown). Pure: no files, no printing.
+Sits after the records (`molmo_eval.gate.baseline` reads both sides) and before the outputs
+(`molmo_eval.gate.output`: terminal table, JUnit XML, Markdown). Pure: no files, no printing.
 
 Semantics (docs/gate.md has the user's version):
 
@@ -28,10 +28,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from molmo_eval.baseline import RunData
-from molmo_eval.core.errors import ConfigError, MolmoEvalError
+from molmo_eval.core.errors import ConfigError
 from molmo_eval.core.metric import Columns, Metric
+from molmo_eval.core.registry import plugin_metrics
 from molmo_eval.core.types import TaskResult
+from molmo_eval.gate.baseline import RunData
 from molmo_eval.metrics.generic import mean
 from molmo_eval.metrics.paired import N_BOOT, PairedTest, holm, paired_tests
 from molmo_eval.metrics.stats import seed_for
@@ -170,27 +171,9 @@ class GateReport:
         return sorted({v.task for v in self.verdicts if v.outcome is Outcome.REGRESSED})
 
 
-# --- metrics of a task: the installed plugin's, else the column mean ---------------------------
+# --- metrics of a task: the installed plugin's (`registry.plugin_metrics`), else the column mean --
 
 MetricResolver = Callable[[str, TaskResult], tuple[Mapping[str, Metric] | None, str]]
-
-
-def plugin_metrics(task: str, result: TaskResult) -> tuple[Mapping[str, Metric] | None, str]:
-    """The installed task plugin's metrics, or (None, why not) when it is missing or differs."""
-    from molmo_eval.core import registry
-    from molmo_eval.core.errors import UnknownName
-
-    try:
-        plugin = registry.get_task(task, result.variant)
-        metrics = plugin.metrics()
-    except UnknownName as e:
-        return None, f"task plugin {task!r} is not installed" if e.kind == "task" else str(e)
-    except MolmoEvalError as e:
-        return None, f"task plugin {task!r} is not available ({e})"
-    if str(plugin.version) != str(result.version):
-        return None, (f"installed plugin {task!r} is version {plugin.version} but the runs were scored "
-                      f"by version {result.version}")
-    return {m.name: m for m in metrics}, ""
 
 
 def describe(data: RunData) -> str:

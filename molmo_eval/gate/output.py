@@ -1,6 +1,6 @@
 """The regression gate's report for people and CI systems: terminal table, JUnit XML, Markdown.
 
-Last step of the gate: `molmo_eval.gate` produces a `GateReport`; these pure functions render it.
+Last step of the gate: `molmo_eval.gate.verdicts` produces a `GateReport`; these pure functions render it.
 JUnit XML follows the usual (Ant/Jenkins/GitLab/GitHub test reporter) shape: ``testsuites`` >
 ``testsuite`` per task > ``testcase`` per task x metric, with ``failure`` for a regression,
 ``error`` for "cannot compare", ``skipped`` for metrics undefined in both runs. The Markdown is
@@ -15,7 +15,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from typing import TextIO
 
-from molmo_eval.gate import GateReport, Outcome, Verdict, fmt_delta, fmt_p, fmt_value
+from molmo_eval.gate.verdicts import GateReport, Outcome, Verdict, fmt_delta, fmt_p, fmt_value
 
 _MARK = {Outcome.PASS: "✅", Outcome.IMPROVED: "🟢", Outcome.REGRESSED: "❌", Outcome.ERROR: "⚠️",
          Outcome.SKIPPED: "➖"}

@@ -1,8 +1,8 @@
 """The two sides of a gate comparison read from disk, and the committed baseline file format.
 
-Sits between `molmo_eval.run.records` (run directories) and `molmo_eval.gate` (pure comparison). A side
-is a `RunData`: the RunRecord plus, per task, the per-sample score columns keyed by sample uid. It
-is read from any of
+Sits between `molmo_eval.run.records` (run directories) and `molmo_eval.gate.verdicts` (pure
+comparison). A side is a `RunData`: the RunRecord plus, per task, the per-sample score columns keyed
+by sample uid. It is read from any of
 
 - a run directory (``results.json`` + ``scores.json`` or ``samples.jsonl``), or the path of its
   ``results.json``;

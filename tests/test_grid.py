@@ -316,7 +316,7 @@ def _fingerprint(out: Path) -> dict:
     """Per cell: the metrics, every sample's output and scores, and the digest of the weights."""
     import hashlib
 
-    from molmo_eval.reporting import read_sample_lines
+    from molmo_eval.report.inputs import read_sample_lines
 
     rec = grid.read_grid(out)
     res = {}

@@ -9,8 +9,11 @@ import sys
 import pytest
 from report_helpers import correct_ids, toy_grid, toy_run
 
-from molmo_eval import plots, reporting
 from molmo_eval.core.errors import MissingDependency
+from molmo_eval.report import plots
+from molmo_eval.report.build import build_table
+from molmo_eval.report.inputs import load_inputs
+from molmo_eval.report.model import Entry, Inputs
 
 pytest.importorskip("matplotlib")
 
@@ -18,8 +21,8 @@ pytest.importorskip("matplotlib")
 @pytest.fixture
 def ablation(tmp_path, toy_task, toy_root):
     grid = toy_grid(tmp_path / "grid", toy_root)
-    return reporting.build_table(
-        reporting.load_inputs([str(grid)]), baseline="stages=1+2+3 data=1 pointing=on"
+    return build_table(
+        load_inputs([str(grid)]), baseline="stages=1+2+3 data=1 pointing=on"
     )
 
 
@@ -27,7 +30,7 @@ def ablation(tmp_path, toy_task, toy_root):
 def models(tmp_path, toy_task, toy_root):
     a = toy_run(tmp_path / "a", toy_root, range(10))
     b = toy_run(tmp_path / "b", toy_root, range(25))
-    return reporting.build_table(reporting.load_inputs([f"Model A={a}", f"Model B={b}"]))
+    return build_table(load_inputs([f"Model A={a}", f"Model B={b}"]))
 
 
 def test_an_ablation_gets_scaling_stage_pointing_and_breakdown_plots(ablation):
@@ -145,8 +148,8 @@ def long_keys_table():
         primary_metric="circular_accuracy",
     )
     rec = RunRecord("r", "", "ok", {}, {}, ModelInfo("m", "f", "bins"), {"mmbench": tr})
-    entry = reporting.Entry("one model", rec, None)
-    return reporting.build_table(reporting.Inputs((entry,)))
+    entry = Entry("one model", rec, None)
+    return build_table(Inputs((entry,)))
 
 
 def test_long_wrapped_category_names_do_not_collide():

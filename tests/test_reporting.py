@@ -19,9 +19,16 @@ from pathlib import Path
 import pytest
 from report_helpers import correct_ids, toy_grid, toy_run
 
-from molmo_eval import report_formats, reporting, viewer
 from molmo_eval.cli import main
 from molmo_eval.core.errors import ConfigError
+from molmo_eval.report import publish, viewer
+from molmo_eval.report.build import build_table
+from molmo_eval.report.csv_table import render_csv
+from molmo_eval.report.inputs import SampleStore, load_inputs
+from molmo_eval.report.latex import render_latex
+from molmo_eval.report.markdown import render_markdown
+from molmo_eval.report.significance import SAME_RUN
+from molmo_eval.report.terminal import render_terminal
 
 P_B = 2 * 0.5**10  # B against A: 10 discordant pairs, all gains
 REPO = Path(__file__).resolve().parents[1]
@@ -38,7 +45,7 @@ def runs(tmp_path, toy_task, toy_root):
 
 
 def table_of(paths, **kw):
-    return reporting.build_table(reporting.load_inputs([str(p) for p in paths]), **kw)
+    return build_table(load_inputs([str(p) for p in paths]), **kw)
 
 
 # --- the table -----------------------------------------------------------------------------------
@@ -67,7 +74,7 @@ def test_without_correction_the_p_value_is_the_exact_mcnemar_one(runs):
 
 
 def test_markdown_table(runs):
-    text = report_formats.render_markdown(table_of([runs["A"], runs["B"], runs["C"]], baseline="A", ci=True))
+    text = render_markdown(table_of([runs["A"], runs["B"], runs["C"]], baseline="A", ci=True))
     lines = text.splitlines()
     assert lines[0] == "| Model | toy |"
     assert lines[1] == "|---|---:|"
@@ -81,13 +88,13 @@ def test_ci_range_is_the_recorded_interval(runs):
     from molmo_eval.run.records import read_record
 
     mv = read_record(runs["B"]).tasks["toy"].metrics["accuracy"]
-    text = report_formats.render_markdown(table_of([runs["B"]], ci=True))
+    text = render_markdown(table_of([runs["B"]], ci=True))
     assert f"[{100 * mv.ci_low:.1f}–{100 * mv.ci_high:.1f}]" in text
 
 
 def test_latex_is_a_booktabs_tabular_with_escaped_labels(runs):
     t = table_of([f"A_1&co={runs['A']}", f"B={runs['B']}"], baseline="A_1&co")
-    tex = report_formats.render_latex(t)
+    tex = render_latex(t)
     assert "\\begin{tabular}{lr}" in tex and tex.rstrip().endswith("\\end{tabular}")
     assert tex.index("\\toprule") < tex.index("\\midrule") < tex.index("\\bottomrule")
     assert "A\\_1\\&co (baseline) & 50.0 \\\\" in tex
@@ -99,7 +106,7 @@ def test_latex_is_a_booktabs_tabular_with_escaped_labels(runs):
 
 def test_csv_has_numbers_for_spreadsheets(runs):
     t = table_of([runs["A"], runs["B"]], baseline="A", correction="none")
-    rows = list(csv.DictReader(io.StringIO(report_formats.render_csv(t))))
+    rows = list(csv.DictReader(io.StringIO(render_csv(t))))
     assert [r["label"] for r in rows] == ["A (baseline)", "B"]
     assert float(rows[1]["toy:accuracy (%)"]) == 75.0
     assert float(rows[1]["toy:accuracy:delta (%)"]) == 25.0
@@ -110,15 +117,15 @@ def test_csv_has_numbers_for_spreadsheets(runs):
 
 def test_terminal_table(runs):
     buf = io.StringIO()
-    report_formats.render_terminal(table_of([runs["A"], runs["B"]], baseline="A"), buf, "Results")
+    render_terminal(table_of([runs["A"], runs["B"]], baseline="A"), buf, "Results")
     out = buf.getvalue()
     assert "A (baseline)" in out and "75.0 +25.0**" in out
 
 
 def test_unknown_or_ambiguous_baseline_lists_rows(runs):
-    inputs = reporting.load_inputs([str(runs["A"]), str(runs["B"])])
+    inputs = load_inputs([str(runs["A"]), str(runs["B"])])
     with pytest.raises(ConfigError, match="matches no row.*'A', 'B'"):
-        reporting.build_table(inputs, baseline="Z")
+        build_table(inputs, baseline="Z")
 
 
 def test_runs_with_different_samples_get_no_mark(tmp_path, runs, toy_root):
@@ -135,17 +142,17 @@ def test_runs_with_different_samples_get_no_mark(tmp_path, runs, toy_root):
 
 
 def test_metrics_selection_errors_name_the_flag(runs):
-    inputs = reporting.load_inputs([str(runs["A"])])
+    inputs = load_inputs([str(runs["A"])])
     with pytest.raises(ConfigError, match="--metrics toy:nope"):
-        reporting.build_table(inputs, metrics="toy:nope")
+        build_table(inputs, metrics="toy:nope")
 
 
 def test_output_is_deterministic_and_has_no_timestamps(runs):
     from molmo_eval.run.records import read_record
 
     paths = [runs["A"], runs["B"]]
-    a = report_formats.render(table_of(paths, baseline="A", ci=True), "md", title="T")
-    b = report_formats.render(table_of(paths, baseline="A", ci=True), "md", title="T")
+    a = publish.render(table_of(paths, baseline="A", ci=True), "md", title="T")
+    b = publish.render(table_of(paths, baseline="A", ci=True), "md", title="T")
     assert a == b
     created = read_record(runs["A"]).created
     assert created[:10] not in a  # the run's date never leaks into a report
@@ -169,7 +176,7 @@ def test_ablation_rows_follow_the_grid_axes(tmp_path, toy_task, toy_root):
     assert (
         t.n_tests == 7
     )  # 8 distinct runs (stage 1 and 2 cells share theirs across pointing), less the baseline
-    md = report_formats.render_markdown(t)
+    md = render_markdown(t)
     assert md.splitlines()[0] == "| Stages | Data | Pointing | toy |"
     assert "| 1 | 50% | on | 20.0 (-75.0**) |" in md
     assert "| 1+2+3 | 100% | on (baseline) | **95.0** |" in md
@@ -179,7 +186,7 @@ def test_cells_sharing_a_run_with_the_baseline_are_not_tested(tmp_path, toy_task
     grid = toy_grid(tmp_path / "grid", toy_root)
     t = table_of([grid], baseline="stages=1+2 data=1 pointing=on")
     row = next(r for r in t.rows if r.entry.coords == {"stages": "1+2", "data": "1", "pointing": "off"})
-    assert row.values[0].delta == 0.0 and row.values[0].p is None and row.values[0].test == reporting.SAME_RUN
+    assert row.values[0].delta == 0.0 and row.values[0].p is None and row.values[0].test == SAME_RUN
     assert t.n_tests == 7 and not t.notes  # 8 distinct runs less the baseline's
 
 
@@ -194,8 +201,8 @@ def test_ablation_layout_needs_a_grid(runs):
 def test_html_is_self_contained_with_plots_and_samples(runs):
     pytest.importorskip("matplotlib")
     t = table_of([runs["A"], runs["B"]], baseline="A")
-    page = report_formats.render(
-        t, "html", title="Toy", store=reporting.SampleStore(), samples="disagree", n=3
+    page = publish.render(
+        t, "html", title="Toy", store=SampleStore(), samples="disagree", n=3
     )
     assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")
     assert not re.search(r"""(src|href)=["']?(https?:|//)""", page)
@@ -203,11 +210,11 @@ def test_html_is_self_contained_with_plots_and_samples(runs):
     assert page.count("data:image/png;base64,") >= 1  # the benchmark plot
     assert page.count("data:image/jpeg;base64,") == 3  # three disagreements, drawn with their image
     assert page.count('class="card"') == 3
-    again = report_formats.render(
+    again = publish.render(
         table_of([runs["A"], runs["B"]], baseline="A"),
         "html",
         title="Toy",
-        store=reporting.SampleStore(),
+        store=SampleStore(),
         samples="disagree",
         n=3,
     )
@@ -347,7 +354,7 @@ def test_regenerate_renders_every_report_the_same_way_twice(tmp_path, runs, toy_
     pytest.importorskip("matplotlib")
     root = tmp_path / "reports"
     _make_reports(root, runs, toy_root)
-    written = reporting.regenerate(root)
+    written = publish.regenerate(root)
     names = {p.relative_to(root).as_posix() for p in written}
     assert {
         "models.md",
@@ -364,7 +371,7 @@ def test_regenerate_renders_every_report_the_same_way_twice(tmp_path, runs, toy_
         "plots/models-benchmarks.png",
     } <= names
     again = tmp_path / "again"
-    reporting.regenerate(root, out=again)
+    publish.regenerate(root, out=again)
     for p in written:
         rel = p.relative_to(root)
         if p.suffix in TEXT or p.name == "README.md":
@@ -391,17 +398,17 @@ def test_regenerate_reads_gzipped_samples(tmp_path, runs, toy_root):
     plain = root / "records" / "B" / "samples.jsonl"
     with gzip.open(str(plain) + ".gz", "wt", encoding="utf-8") as f:
         f.write(plain.read_text())
-    before = reporting.regenerate(root)
+    before = publish.regenerate(root)
     csv_before = (root / "models.csv").read_text()
     plain.unlink()
-    reporting.regenerate(root)
+    publish.regenerate(root)
     assert (root / "models.csv").read_text() == csv_before and before
 
 
 def test_manifest_errors_name_the_report(tmp_path):
     (tmp_path / "reports.toml").write_text('[[report]]\nname = "x"\ninputs = ["a"]\nformats = ["pdf"]\n')
     with pytest.raises(ConfigError, match="report x: unknown format"):
-        reporting.regenerate(tmp_path)
+        publish.regenerate(tmp_path)
 
 
 def strip_images(page: str) -> str:
@@ -413,14 +420,14 @@ def test_committed_reports_equal_what_the_command_renders(tmp_path):
     """The committed reports/ are what `molmo-eval report --regenerate reports` renders from the
     committed records: text formats byte for byte, HTML up to its embedded images, every plot present."""
     root = REPO / "reports"
-    if not (root / reporting.MANIFEST).is_file():
+    if not (root / publish.MANIFEST).is_file():
         pytest.skip("reports/reports.toml is not committed yet")
-    specs = reporting.read_manifest(root)
+    specs = publish.read_manifest(root)
     missing = [i for s in specs for i in s.inputs if not (root / i.split("=")[-1]).exists()]
     if missing:
         pytest.skip(f"records not committed yet: {', '.join(missing)}")
     pytest.importorskip("matplotlib")
-    written = reporting.regenerate(root, out=tmp_path)
+    written = publish.regenerate(root, out=tmp_path)
     for p in written:
         rel = p.relative_to(tmp_path)
         committed = root / rel

@@ -114,10 +114,11 @@ def handle(args: argparse.Namespace) -> int:
         f"grid finished in {state.seconds:.1f} s: {state.trained} stage(s) trained, {state.reused} reused, "
         f"{state.evaluated} evaluation(s) run, {state.eval_cached} cached -> {args.out / 'grid.json'}"
     )
-    from molmo_eval import reporting
-    from molmo_eval.report_formats import render_terminal
+    from molmo_eval.report.build import build_table
+    from molmo_eval.report.inputs import load_inputs
+    from molmo_eval.report.terminal import render_terminal
 
-    table = reporting.build_table(reporting.load_inputs([args.out]), layout="ablation")
+    table = build_table(load_inputs([args.out]), layout="ablation")
     render_terminal(table, None, "Ablation")
     return 0
 

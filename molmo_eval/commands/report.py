@@ -5,8 +5,9 @@
     molmo-eval report Ours=runs/a Theirs=runs/b --format html --samples disagree --n 6 --out cmp.html
     molmo-eval report --regenerate reports          # every committed file under reports/
 
-The work is in `molmo_eval.reporting` (tables and text formats), `molmo_eval.plots`,
-`molmo_eval.html_report` and `molmo_eval.viewer`. See docs/reports.md.
+The work is in `molmo_eval.report`: the table (`build`), its renderers (`markdown`, `latex`,
+`csv_table`, `terminal`, `html_page`), `plots`, the sample `viewer`, and `publish`, which puts them
+together. See docs/reports.md.
 """
 
 from __future__ import annotations
@@ -104,13 +105,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
-    from molmo_eval import report_formats, reporting
     from molmo_eval.core.errors import ConfigError
+    from molmo_eval.report.build import build_table
+    from molmo_eval.report.inputs import SampleStore, load_inputs
+    from molmo_eval.report.markdown import markdown_document
+    from molmo_eval.report.publish import regenerate, render
 
     if args.regenerate is not None:
         if args.inputs:
             raise ConfigError("--regenerate reads its inputs from DIR/reports.toml; give no RUN_OR_GRID")
-        for path in reporting.regenerate(args.regenerate):
+        for path in regenerate(args.regenerate):
             print(path)
         return 0
     if not args.inputs:
@@ -120,9 +124,9 @@ def handle(args: argparse.Namespace) -> int:
         raise ConfigError(f"--digits {args.digits}: expected 0 to 4")
     if args.n < 1:
         raise ConfigError(f"--n {args.n}: expected a positive number of samples")
-    inputs = reporting.load_inputs(args.inputs)
-    store = reporting.SampleStore()
-    table = reporting.build_table(
+    inputs = load_inputs(args.inputs)
+    store = SampleStore()
+    table = build_table(
         inputs,
         layout=args.layout,
         metrics=args.metrics,
@@ -141,11 +145,11 @@ def handle(args: argparse.Namespace) -> int:
         return _terminal(table, args, store, title)
     if fmt == "md":
         listing = _listing(table, args, store) if args.samples else ""
-        text = report_formats.markdown_document(
+        text = markdown_document(
             table, title, breakdowns=args.breakdowns, plots=plot_links, samples=listing
         )
     else:
-        text = report_formats.render(
+        text = render(
             table,
             fmt,
             title=title,
@@ -168,23 +172,23 @@ def handle(args: argparse.Namespace) -> int:
 
 
 def _terminal(table: Any, args: argparse.Namespace, store: Any, title: str) -> int:
-    from molmo_eval import report_formats
+    from molmo_eval.report.terminal import render_terminal
 
     if args.out:
         import io
 
         buf = io.StringIO()
-        report_formats.render_terminal(table, buf, title)
+        render_terminal(table, buf, title)
         args.out.write_text(buf.getvalue(), encoding="utf-8")
         return 0
-    report_formats.render_terminal(table, None, title)
+    render_terminal(table, None, title)
     if args.samples:
         sys.stdout.write("\n" + _listing(table, args, store))
     return 0
 
 
 def _listing(table: Any, args: argparse.Namespace, store: Any) -> str:
-    from molmo_eval import viewer
+    from molmo_eval.report import viewer
 
     return viewer.markdown_listing(
         viewer.pick_for_table(table, store, args.samples, args.n, view=args.view, seed=args.seed)
@@ -195,7 +199,7 @@ def _write_plots(table: Any, folder: Path, out: Path | None) -> list[str]:
     """Write the plots; return the PNG paths relative to the output file's folder (for links)."""
     import os
 
-    from molmo_eval import plots
+    from molmo_eval.report import plots
 
     prefix = out.stem if out is not None else "report"
     written = plots.save_plots(table, folder, prefix=prefix)

@@ -1,11 +1,12 @@
-"""The self-contained HTML report: the table, its plots and chosen samples in one file.
+"""The self-contained HTML page: the table, its plots and chosen samples in one file.
 
-    Table (molmo_eval.reporting) -> <table> (best bold, CIs, deltas with significance marks)
-      + plots (molmo_eval.plots, embedded as base64 PNG)
-      + breakdown tables + the sample viewer (molmo_eval.viewer, images embedded as PNG)
+    Table (molmo_eval.report.model) -> <table> (best bold, CIs, deltas with significance marks)
+      + figures (PNG bytes, embedded as base64) + breakdown tables + sample cards (HTML)
 
-No external resources (no scripts, fonts or stylesheets are fetched), so the file can be mailed or
-attached to a pull request; no timestamps, so a re-render from the same records gives the same text.
+The figures and the sample cards come in ready-made (`molmo_eval.report.publish` draws them with
+`plots` and `viewer`), so this renderer knows the table model and HTML only. No external resources
+(no scripts, fonts or stylesheets are fetched), so the file can be mailed or attached to a pull
+request; no timestamps, so a re-render from the same records gives the same text.
 """
 
 from __future__ import annotations
@@ -13,7 +14,19 @@ from __future__ import annotations
 import base64
 import html
 from collections.abc import Sequence
-from typing import Any
+
+from molmo_eval.report.model import TASK_TITLES, Row, Table
+from molmo_eval.report.presentation import (
+    breakdown_tables,
+    caption,
+    constant_axes,
+    fmt,
+    header,
+    highlight_rows,
+    row_cells,
+    row_heads,
+    short_label,
+)
 
 CSS = """
 body{font-family:-apple-system,"Segoe UI",Helvetica,Arial,sans-serif;margin:2rem auto;max-width:1200px;
@@ -39,17 +52,16 @@ tr.base td{background:#f6f8fa}
 
 
 def html_document(
-    table: Any,
+    table: Table,
     title: str,
     *,
-    store: Any,
-    plots: bool = True,
-    samples: str | None = None,
-    n: int = 4,
-    view: str | None = None,
-    seed: int = 0,
+    figures: Sequence[tuple[str, bytes]] = (),
+    no_plots: str = "",
+    samples: tuple[str, str] | None = None,
     breakdowns: bool = True,
 ) -> str:
+    """The page. ``figures``: (name, PNG bytes) to embed; ``no_plots``: why there are none (shown in
+    their place); ``samples``: (how they were chosen, the viewer's cards)."""
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
@@ -59,29 +71,18 @@ def html_document(
         f"<h1>{html.escape(title)}</h1>",
         html_table(table),
     ]
-    parts += [f'<p class="caption">{html.escape(" ".join(_caption(table)))}</p>']
-    if plots:
-        parts.append(_plots(table))
+    parts += [f'<p class="caption">{html.escape(" ".join(caption(table)))}</p>']
+    parts.append(_plots(figures, no_plots))
     if breakdowns:
         parts.append(_breakdowns(table))
     if samples:
-        from molmo_eval import viewer
-
-        picks = viewer.pick_for_table(table, store, samples, n, view=view, seed=seed)
-        parts += [f"<h2>Samples ({html.escape(samples)})</h2>", viewer.html_cards(picks)]
+        how, cards = samples
+        parts += [f"<h2>Samples ({html.escape(how)})</h2>", cards]
     parts.append("</body></html>")
     return "\n".join(p for p in parts if p) + "\n"
 
 
-def _caption(table: Any) -> list[str]:
-    from molmo_eval.report_formats import caption
-
-    return caption(table)
-
-
-def html_table(table: Any, rows: Sequence[Any] | None = None) -> str:
-    from molmo_eval.report_formats import header, row_cells, row_heads
-
+def html_table(table: Table, rows: Sequence[Row] | None = None) -> str:
     head = header(table)
     n_heads = len(head) - len(table.columns) - int(table.with_average)
     out = ["<table><thead><tr>"]
@@ -106,31 +107,20 @@ def html_table(table: Any, rows: Sequence[Any] | None = None) -> str:
     return "".join(out)
 
 
-def _plots(table: Any) -> str:
-    try:
-        from molmo_eval import plots
-    except ImportError:  # pragma: no cover
-        return ""
-    from molmo_eval.core.errors import MissingDependency
-
-    try:
-        figs = plots.figures(table)
-    except MissingDependency as e:
-        return f'<p class="caption">No plots: {html.escape(str(e))}</p>'
-    if not figs:
+def _plots(figures: Sequence[tuple[str, bytes]], no_plots: str) -> str:
+    if no_plots:
+        return f'<p class="caption">No plots: {html.escape(no_plots)}</p>'
+    if not figures:
         return ""
     out = ["<h2>Plots</h2>", '<div class="plots">']
-    for name, fig in figs:
-        data = base64.b64encode(plots.png_bytes(fig)).decode()
+    for name, png in figures:
+        data = base64.b64encode(png).decode()
         out.append(f'<figure><img alt="{html.escape(name)}" src="data:image/png;base64,{data}"></figure>')
     out.append("</div>")
     return "\n".join(out)
 
 
-def _breakdowns(table: Any) -> str:
-    from molmo_eval.report_formats import breakdown_tables, constant_axes, fmt, highlight_rows, short_label
-    from molmo_eval.reporting import TASK_TITLES
-
+def _breakdowns(table: Table) -> str:
     rows = highlight_rows(table)
     skip = constant_axes(table, rows)
     out = []

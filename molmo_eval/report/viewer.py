@@ -25,7 +25,12 @@ from typing import Any
 
 import numpy as np
 
+from molmo_eval.core import registry
 from molmo_eval.core.errors import ConfigError, MolmoEvalError
+from molmo_eval.data.embedded import default_data_root
+from molmo_eval.data.images import load_image
+from molmo_eval.metrics.stats import seed_for
+from molmo_eval.report.model import find_row
 
 HOW = ("worst", "best", "random", "disagree")
 SCORE_COLUMNS = ("accuracy", "correct", "point_in_box", "f1", "iou", "circular", "vanilla", "count_correct")
@@ -50,7 +55,6 @@ def sample_score(line: Mapping[str, Any], primary: str = "") -> float | None:
 @dataclass(frozen=True)
 class Pick:
     """One sample to show, with its line from one run (or two, for a disagreement)."""
-
     task: str
     uid: str
     why: str  # "worst", "best", "random", "disagree"
@@ -71,7 +75,6 @@ def select(
     elif how == "best":
         scored.sort(key=lambda t: (-t[0], t[1]))
     elif how == "random":
-        from molmo_eval.metrics.stats import seed_for
 
         rng = np.random.default_rng(seed_for(seed, "viewer", len(lines)))
         idx = (
@@ -108,8 +111,6 @@ def pick_for_table(
     """Samples of every task of a report table, from the ``view`` row (default: the baseline, else
     the first row). ``disagree`` compares the baseline (else the first row) with the ``view`` row
     (default: the first other row)."""
-    from molmo_eval.reporting import find_row
-
     entries = [r.entry for r in table.rows]
     base_i = next((i for i, r in enumerate(table.rows) if r.is_baseline), None)
     other = base_i if base_i is not None else 0
@@ -161,7 +162,6 @@ def pick_for_table(
 
 class ImageFinder:
     """Sample id -> ImageRef through each task's own loader, one split loaded once."""
-
     def __init__(self) -> None:
         self._refs: dict[tuple[str, str, str, str], dict[str, Any]] = {}
         self._errors: dict[tuple[str, str, str, str], str] = {}
@@ -172,7 +172,6 @@ class ImageFinder:
             return Path(dirs[task.name])
         root = config.get("data_root")
         if root is None:
-            from molmo_eval.data.embedded import default_data_root
 
             return default_data_root() / task.data_dir
         return Path(root) / task.data_dir
@@ -181,8 +180,6 @@ class ImageFinder:
         self, config: Mapping[str, Any], task_name: str, variant: str, split: str, sample_id: str
     ) -> tuple[Any | None, str]:
         """(ImageRef, "") or (None, why not)."""
-        from molmo_eval.core import registry
-
         try:
             task = registry.get_task(task_name, variant)
             d = self.data_dir(config, task)
@@ -327,8 +324,6 @@ def _score_text(line: Mapping[str, Any], primary: str = "") -> str:
 
 def html_cards(picks: Sequence[Pick], finder: ImageFinder | None = None) -> str:
     """The viewer section of the HTML report: one card per pick, images embedded as JPEG."""
-    from molmo_eval.data.images import load_image
-
     finder = finder or ImageFinder()
     out = [
         '<div class="legend"><span class="gt">■</span> ground truth (box / mask / points) '

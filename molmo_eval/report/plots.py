@@ -1,6 +1,6 @@
 """Figures of a report table (matplotlib, PNG and PDF), drawn from records only.
 
-    Table (molmo_eval.reporting) -> figures:
+    Table (molmo_eval.report.model) -> figures:
       ablation: metric vs data size per stage setting (pointing on solid, off dashed), per-stage bars,
                 pointing on/off bars, per-category breakdowns
       models:   per-benchmark bars, per-category breakdowns
@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from molmo_eval.core.errors import MissingDependency
+from molmo_eval.report.model import METRIC_TITLES, TASK_TITLES
+from molmo_eval.report.presentation import axis_text, short_label
 
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000")
 PNG_META = {"Software": None}
@@ -131,8 +133,6 @@ def _wrap(text: str, width: int = 14) -> str:
 
 
 def _metric_title(metric: str) -> str:
-    from molmo_eval.reporting import METRIC_TITLES
-
     return METRIC_TITLES.get(metric, metric.replace("_", " "))
 
 
@@ -142,8 +142,6 @@ def _slug(s: str) -> str:
 
 def _data_x(values: Sequence[str]) -> tuple[list[float], list[str], str]:
     """Numeric positions and labels for data-size values (fractions as % of the schedule)."""
-    from molmo_eval.report_formats import axis_text
-
     xs = [float(v[:-3]) if v.endswith("img") else 100 * float(v) for v in values]
     counts = all(v.endswith("img") for v in values)
     return (
@@ -271,8 +269,6 @@ def pointing_bars(table: Any) -> Any:
 
 def _axis_bars(table: Any, axis: str, want: dict[str, str], title: str) -> Any:
     """One bar group per value of ``axis``, the other axes held at ``want`` (named in the title)."""
-    from molmo_eval.report_formats import axis_text
-
     rows = _rows(table, **want)
     suffix = ", ".join(f"{a} {axis_text(a, v)}" for a, v in want.items())
     return _grouped_bars(table, [(f"{axis} {r.entry.coords[axis]}", r) for r in rows],
@@ -325,9 +321,6 @@ def _keys(rows: Sequence[Any], task: str, group: str) -> list[str]:
 
 def breakdown(table: Any, task: str, group: str) -> Any:
     """Horizontal bars: one group of bars per breakdown key, one bar per shown row."""
-    from molmo_eval.report_formats import short_label
-    from molmo_eval.reporting import TASK_TITLES
-
     col = next(c for c in table.columns if c.task == task)
     rows = breakdown_rows(table)
     keys = _keys(rows, task, group)

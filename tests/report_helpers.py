@@ -12,7 +12,8 @@ from pathlib import Path
 from toy import oracle_text
 
 import molmo_eval
-from molmo_eval.grid import DataSize, GridSpec, cell_doc, save_grid
+from molmo_eval.grid.record import cell_doc, save_grid
+from molmo_eval.grid.spec import DataSize, GridSpec
 from molmo_eval.models.scripted import ScriptedModel
 from molmo_eval.run.records import read_record
 

@@ -6,13 +6,14 @@
 
 Cells share trained stage prefixes and every finished stage and evaluation is cached under the
 grid folder, so running the same command again resumes an interrupted grid and re-running a finished
-one does nothing. `molmo_eval.grid` plans and runs; `molmo_eval.executors` runs the jobs.
+one does nothing. `molmo_eval.grid` plans and runs; `molmo_eval.grid.executors` runs the jobs.
 See docs/reports.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -82,7 +83,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def handle(args: argparse.Namespace) -> int:
     from molmo_eval.core.errors import ConfigError
-    from molmo_eval.grid import eprint, load_spec, run_grid
+    from molmo_eval.grid.driver import run_grid
+    from molmo_eval.grid.spec import load_spec
 
     overrides = {
         "tasks": args.tasks,
@@ -101,7 +103,7 @@ def handle(args: argparse.Namespace) -> int:
     if args.dry_run:
         _dry_run(spec, args.cache_dir or args.out / "cache")
         return 0
-    from molmo_eval.executors import make_executor
+    from molmo_eval.grid.executors import make_executor
 
     executor = make_executor(
         args.executor, workers=args.workers, ray_address=args.ray_address, cpus_per_job=spec.threads
@@ -125,7 +127,8 @@ def handle(args: argparse.Namespace) -> int:
 
 def _dry_run(spec: Any, cache: Path) -> None:
     """The plan; stages whose sharing depends on benchmark examples not built yet count as distinct."""
-    from molmo_eval.grid import bench_contents, describe_plan, make_plan
+    from molmo_eval.grid.jobs import bench_contents
+    from molmo_eval.grid.plan import describe_plan, make_plan
 
     first = make_plan(spec)
     contents = bench_contents(cache, list(first.bench))
@@ -135,3 +138,7 @@ def _dry_run(spec: Any, cache: Path) -> None:
             "(benchmark-format examples not built yet: stages that train on them are counted once per "
             "pointing setting; they are shared when their content turns out identical)"
         )
+
+
+def eprint(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)

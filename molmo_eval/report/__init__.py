@@ -5,6 +5,6 @@ One table model at the bottom (`model`; `inputs` reads the records, `build` make
 read). The renderers (`markdown`, `latex`, `csv_table`, `terminal`, `html_page`), `plots` and the
 sample `viewer` each import that model and never each other; `publish` composes them into documents
 and regenerates the committed ``reports/``. The room imports `molmo_eval.run` (records) and the
-rooms below it, and reads grid records through `molmo_eval.grid` (the one arrow between the peers
-of its floor).
+rooms below it, and reads grid records through `molmo_eval.grid.record`: the one arrow between the
+peers of its floor (grid, gate, interop).
 """

@@ -1,7 +1,8 @@
 """What a report reads: run directories, their ``results.json`` and grid folders, each optionally
 ``LABEL=PATH`` -> `Inputs`, one `Entry` per run or grid cell. `SampleStore` reads each run's
 ``samples.jsonl`` (or ``samples.jsonl.gz``, for committed records) once and shares it between the
-paired tests and the sample viewer. Records only; never a model.
+paired tests and the sample viewer. Records only (grid records through `molmo_eval.grid.record`);
+never a model.
 """
 
 from __future__ import annotations
@@ -14,14 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from molmo_eval.core.errors import ConfigError, DataError
+from molmo_eval.grid.record import is_grid, read_grid
 from molmo_eval.report.model import Entry, Inputs
 from molmo_eval.run.records import SAMPLES, iter_samples, read_run
 
 
 def load_inputs(paths: Sequence[str | Path]) -> Inputs:
     """Run directories / results.json files / grid folders, each optionally ``LABEL=PATH``."""
-    from molmo_eval.grid import is_grid, read_grid
-
     entries: list[Entry] = []
     axes: tuple[str, ...] = ()
     values: dict[str, tuple[str, ...]] = {}

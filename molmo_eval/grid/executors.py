@@ -1,6 +1,6 @@
 """Where the jobs of an ablation grid run: in this process, in a local process pool, or on Ray.
 
-Sits under `molmo_eval.grid`, which turns a grid into a graph of jobs (train a stage, evaluate a
+Sits under `molmo_eval.grid.driver`, which turns a grid into a graph of jobs (train a stage, evaluate a
 cell) and hands them to `run_graph` here. An executor only runs a picklable module-level function on
 picklable arguments and returns a `concurrent.futures.Future`:
 

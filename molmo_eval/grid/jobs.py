@@ -1,11 +1,11 @@
-"""The jobs of an ablation grid, the code that runs in the workers of `molmo_eval.executors`.
+"""The jobs of an ablation grid, the code that runs in the workers of `molmo_eval.grid.executors`.
 
     build_bench    benchmark-format training examples (`molmo-eval train`'s), built once per pointing
                    setting and stored in the cache with a content digest per source
     train_stage    one stage of a chain, from the checkpoint of the stage before it
     evaluate_cell  a checkpoint on the grid's tasks, into a normal run directory
 
-Each takes a job value planned by `molmo_eval.grid` and the cache folder, returns a small dict of
+Each takes a job value planned by `molmo_eval.grid.plan` and the cache folder, returns a small dict of
 timings, and skips itself when its output already exists (that is the cell cache). Module-level
 functions of picklable values, so a process pool or a Ray cluster can run them; torch and the
 reference model are imported inside.
@@ -20,12 +20,10 @@ import shutil
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from molmo_eval.grid.plan import BenchJob, EvalJob, StageJob
 from molmo_eval.run.records import RESULTS
-
-if TYPE_CHECKING:
-    from molmo_eval.grid import BenchJob, EvalJob, StageJob
 
 BENCH_INDEX = "index.json"
 
@@ -40,7 +38,7 @@ def bench_dir(cache: Path, key: str) -> Path:
 
 def build_bench(job: BenchJob, cache: str) -> dict[str, Any]:
     """Benchmark-format training groups (`molmo-eval train`'s), written once to the cache."""
-    from molmo_eval.commands.train import benchmark_groups
+    from molmo_eval.training.bench_examples import benchmark_groups
 
     out = bench_dir(Path(cache), job.key)
     if (out / BENCH_INDEX).is_file():

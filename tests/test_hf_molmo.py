@@ -230,9 +230,9 @@ def test_batched_generation_equals_one_at_a_time(tiny_molmo2, toy_task, toy_root
 @needs_molmo2
 def test_served_molmo2_through_the_openai_model_matches_in_process(tiny_molmo2, toy_task, toy_root, tmp_path):
     pytest.importorskip("httpx")
+    from molmo_eval.interop.serve import Server
     from molmo_eval.models.hf_molmo import HFMolmo
     from molmo_eval.models.openai_api import OpenAIModel
-    from molmo_eval.serve import Server
 
     model = HFMolmo(pretrained=str(tiny_molmo2), device="cpu")
     common = dict(data_root=toy_root, limit=8, bootstrap=0)

@@ -26,8 +26,8 @@ from molmo_eval.cli import main
 from molmo_eval.core import registry
 from molmo_eval.core.config import build
 from molmo_eval.core.types import CoordSpace
-from molmo_eval.lmms_hooks import ERROR_PREFIX, MANIFEST, forget_outputs, remember_output
-from molmo_eval.lmms_tasks import export_lmms_tasks, lmms_task_name
+from molmo_eval.interop.lmms_hooks import ERROR_PREFIX, MANIFEST, forget_outputs, remember_output
+from molmo_eval.interop.lmms_tasks import export_lmms_tasks, lmms_task_name
 from molmo_eval.models.scripted import ScriptedModel
 from molmo_eval.parsing.points import format_point
 
@@ -263,7 +263,7 @@ def recorder():
 
 def _bridge_on(export_dir: Path, task: str, **model_args):
     pytest.importorskip("lmms_eval")
-    from molmo_eval.lmms_bridge import MolmoReference
+    from molmo_eval.interop.lmms_bridge import MolmoReference
 
     lm = MolmoReference(**model_args)
     docs = docs_of(export_dir, task)
@@ -275,9 +275,9 @@ def _bridge_on(export_dir: Path, task: str, **model_args):
 
 
 def test_bridge_sends_the_run_request_and_returns_the_raw_text(world, tmp_path, recorder):
-    from molmo_eval import lmms_hooks
     from molmo_eval.core.types import ImageRef
     from molmo_eval.data.images import load_image
+    from molmo_eval.interop import lmms_hooks
 
     seen, replies = recorder
     export(tmp_path / "lmms", ["refcoco", "mmbench"], world, limit=2)
@@ -304,7 +304,7 @@ def test_bridge_serves_lmms_eval_style_tasks_too(recorder):
     import numpy as np
     from PIL import Image
 
-    from molmo_eval.lmms_bridge import MolmoReference
+    from molmo_eval.interop.lmms_bridge import MolmoReference
 
     seen, replies = recorder
     pixels = np.arange(5 * 7 * 3, dtype=np.uint8).reshape(5, 7, 3)
@@ -354,7 +354,7 @@ def test_manifest_resolves_to_an_lmms_model_class():
     from lmms_eval.api.model import lmms
     from lmms_eval.models.registry_v2 import ModelRegistryV2
 
-    from molmo_eval.lmms_bridge import manifest
+    from molmo_eval.interop.lmms_bridge import manifest
 
     reg = ModelRegistryV2()
     reg.register_manifest(manifest())
@@ -363,7 +363,7 @@ def test_manifest_resolves_to_an_lmms_model_class():
 
 
 def test_batches_follow_the_run_batches_per_task():
-    from molmo_eval.lmms_bridge import batch_count, batches
+    from molmo_eval.interop.lmms_bridge import batch_count, batches
 
     reqs = [_Instance(("p", {}, None, i, task, "test")) for i, task in enumerate("aaaaabbc")]
     sizes = [[r.args[3] for r in b] for b in batches(reqs, 2)]

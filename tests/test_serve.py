@@ -24,8 +24,8 @@ from toy import COLOURS
 
 from molmo_eval import evaluate
 from molmo_eval.core.types import AnswerKind, Generation, Request
+from molmo_eval.interop.serve import Server, parse_chat_request
 from molmo_eval.models.scripted import ScriptedModel
-from molmo_eval.serve import Server, parse_chat_request
 
 openai = pytest.importorskip("openai")
 
@@ -329,7 +329,7 @@ def test_cli_serve_reports_bad_arguments(capsys):
 def test_listing_and_help_import_no_heavy_backend():
     code = (
         "import sys, molmo_eval.cli as c, molmo_eval.models.openai_api, molmo_eval.models.hf_molmo, "
-        "molmo_eval.serve; c.build_parser(); "
+        "molmo_eval.interop.serve; c.build_parser(); "
         "print(sorted(m for m in ('httpx', 'openai', 'torch', 'transformers') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)

@@ -46,7 +46,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def export_lmms(args: argparse.Namespace) -> int:
     from molmo_eval.core import registry
     from molmo_eval.core.config import build, parse_scoped
-    from molmo_eval.lmms_tasks import export_lmms_tasks, model_defaults, parse_space, summary_lines
+    from molmo_eval.interop.lmms_tasks import export_lmms_tasks, model_defaults, parse_space, summary_lines
 
     settings: dict = {"limit": args.limit}
     if args.split:

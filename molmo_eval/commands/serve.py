@@ -1,4 +1,4 @@
-"""`molmo-eval serve`: expose a registered model as an OpenAI-compatible server (see molmo_eval.serve).
+"""`molmo-eval serve`: expose a registered model as an OpenAI-compatible server (see molmo_eval.interop.serve).
 
 molmo-eval serve --model hf-molmo --model-args pretrained=/models/Molmo2-4B --port 8000
 molmo-eval --model openai --model-args base_url=http://127.0.0.1:8000/v1,model=hf-molmo --tasks pope
@@ -65,7 +65,7 @@ def handle(args: argparse.Namespace) -> int:
 
     from molmo_eval.core import registry
     from molmo_eval.core.config import parse_kv
-    from molmo_eval.serve import Server
+    from molmo_eval.interop.serve import Server
 
     problems = []
     if args.max_batch_size < 1:

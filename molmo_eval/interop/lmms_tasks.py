@@ -6,7 +6,7 @@ same data roots, splits, variants and ``--limit``), prompts are rendered as a ru
 prompt style and coordinate space, and the folder ``DIR`` receives::
 
     molmo_export.json            what was exported: tasks, splits, variants, style, space, data digests
-    utils.py                     lmms-eval's !function hooks, forwarding to `molmo_eval.lmms_hooks`
+    utils.py                     lmms-eval's !function hooks, forwarding to `molmo_eval.interop.lmms_hooks`
     molmo_<task>.yaml            one lmms-eval task per molmo-eval task, tagged ``molmo_all``
     molmo_<task>.jsonl           its documents (``dataset_path: json``, ``data_files`` beside the YAML)
     images/<task>/<digest>.<ext> images that were inline in the benchmark file (MMBench base64), verbatim
@@ -35,7 +35,7 @@ from molmo_eval.core.task import Task
 from molmo_eval.core.types import CoordSpace, GenerationSettings, ImageRef, Sample
 from molmo_eval.core.version import __version__
 from molmo_eval.data.images import image_size
-from molmo_eval.lmms_hooks import MANIFEST, sample_to_json
+from molmo_eval.interop.lmms_hooks import MANIFEST, sample_to_json
 from molmo_eval.run.records import atomic_write
 
 PREFIX = "molmo_"
@@ -198,7 +198,8 @@ def task_yaml(task: Task, entry: ExportedTask, style: str, space: CoordSpace) ->
         f"# molmo-eval {__version__} export of task {q(task.name)} (variant {q(task.variant)}; splits "
         f"{', '.join(entry.splits) or '-'}; {entry.n} documents).",
         f"# Prompts are rendered in the {q(style)} style for a model writing points in {q(space.value)}.",
-        "# Scoring calls molmo-eval's own parser, scorer and metrics (utils.py -> molmo_eval.lmms_hooks).",
+        "# Scoring calls molmo-eval's own parser, scorer and metrics "
+        "(utils.py -> molmo_eval.interop.lmms_hooks).",
         f"task: {q(entry.lmms_task)}",
         f"tag: {q(TAG)}",
         "dataset_path: json",
@@ -234,12 +235,13 @@ def utils_source() -> str:
     return f'''"""lmms-eval hooks of the tasks exported here by molmo-eval {__version__}
 (`molmo-eval export lmms-tasks`).
 
-Scoring is molmo-eval's own (molmo_eval.lmms_hooks): numbers equal a molmo-eval run on these samples.
+Scoring is molmo-eval's own (molmo_eval.interop.lmms_hooks): numbers equal a molmo-eval run on these
+samples.
 """
 
 from pathlib import Path
 
-from molmo_eval import lmms_hooks
+from molmo_eval.interop import lmms_hooks
 
 HERE = Path(__file__).resolve().parent
 

@@ -1,4 +1,4 @@
-"""The hooks that tasks exported by `molmo_eval.lmms_tasks` call inside lmms-eval (their ``utils.py``
+"""The hooks that tasks exported by `molmo_eval.interop.lmms_tasks` call inside lmms-eval (their ``utils.py``
 forwards ``doc_to_visual``, ``process_results`` and ``aggregate`` here, with the export folder).
 
 Where it sits: lmms-eval runs the model and then calls, per document, ``process_results`` -> here

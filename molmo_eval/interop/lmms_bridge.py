@@ -16,11 +16,11 @@ Instance into a molmo-eval `Request` (prompt = lmms-eval's context, images from 
   string is read as a file. An image that cannot be read fails that sample only.
 - A failed sample returns ``ERROR_PREFIX + message`` (lmms-eval has no failure channel); exported
   tasks score it as a failed sample, as a run does. Raw outputs are kept for the exported tasks'
-  scorers (lmms-eval strips outputs; `molmo_eval.lmms_hooks`).
+  scorers (lmms-eval strips outputs; `molmo_eval.interop.lmms_hooks`).
 - Only generation: ``loglikelihood`` and multi-round generation raise NotImplementedError.
 
 lmms-eval 0.7.3 finds external models through `ModelManifest` entries of the ``lmms_eval.models``
-entry-point group (``molmo_reference = "molmo_eval.lmms_bridge:manifest"``); ``@register_model``
+entry-point group (``molmo_reference = "molmo_eval.interop.lmms_bridge:manifest"``); ``@register_model``
 alone does not reach its registry. This module imports neither lmms-eval nor torch until the class is
 first used (module ``__getattr__``), so the entry point is cheap to load and molmo-eval never needs
 lmms-eval installed.
@@ -43,10 +43,10 @@ from molmo_eval.core.types import (
     ImageRef,
     Request,
 )
-from molmo_eval.lmms_hooks import ERROR_PREFIX, remember_output
+from molmo_eval.interop.lmms_hooks import ERROR_PREFIX, remember_output
 
 MODEL_ID = "molmo_reference"
-CLASS_PATH = "molmo_eval.lmms_bridge.MolmoReference"
+CLASS_PATH = "molmo_eval.interop.lmms_bridge.MolmoReference"
 POINT_KINDS = (AnswerKind.POINTS.value, AnswerKind.BOX.value)
 
 

@@ -1,9 +1,9 @@
 """``molmo-eval gate``: fail a CI build when a run regressed against a committed baseline.
 
 The CLI shell over `molmo_eval.gate.baseline` (read both sides, write the baseline),
-`molmo_eval.gate.verdicts` and `molmo_eval.gate.output` (table, JUnit XML, Markdown). Exit 0 pass, 1 regression,
-2 cannot compare (unreadable or failed runs, different samples or data, missing tasks or metrics,
-bad flags). See docs/gate.md.
+`molmo_eval.gate.verdicts` and `molmo_eval.gate.output` (table, JUnit XML, Markdown). Exit 0 pass,
+1 regression, 2 cannot compare (unreadable or failed runs, different samples or data, missing tasks
+or metrics, bad flags). See docs/gate.md.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""`molmo-eval serve`: expose a registered model as an OpenAI-compatible server (see molmo_eval.interop.serve).
+"""`molmo-eval serve`: expose a registered model as an OpenAI-compatible server
+(see molmo_eval.interop.serve).
 
 molmo-eval serve --model hf-molmo --model-args pretrained=/models/Molmo2-4B --port 8000
 molmo-eval --model openai --model-args base_url=http://127.0.0.1:8000/v1,model=hf-molmo --tasks pope

@@ -90,8 +90,6 @@ def html_table(table: Table, rows: Sequence[Row] | None = None) -> str:
     out.append("</tr></thead><tbody>")
     for row in rows if rows is not None else table.rows:
         heads = row_heads(table, row)
-        if row.is_baseline:
-            heads[-1 if table.layout == "ablation" else 0] += " (baseline)"
         cls = ' class="base"' if row.is_baseline else ""
         cells = [f"<td>{html.escape(h)}</td>" for h in heads]
         for ct in row_cells(table, row):

@@ -46,8 +46,6 @@ def render_latex(table: Table) -> str:
         if prev is not None and group != prev:
             out.append("\\midrule")
         prev = group
-        if row.is_baseline:
-            heads[-1 if table.layout == "ablation" else 0] += " (baseline)"
         cells = []
         for ct in row_cells(table, row):
             s = f"\\textbf{{{ct.value}}}" if ct.best else ct.value

@@ -29,8 +29,6 @@ def render_markdown(table: Table, title: str | None = None) -> str:
     out.append("|" + "---|" * n_heads + "---:|" * (len(head) - n_heads))
     for row in table.rows:
         heads = row_heads(table, row)
-        if row.is_baseline:
-            heads[-1 if table.layout == "ablation" else 0] += " (baseline)"
         cells = []
         for ct in row_cells(table, row):
             s = f"**{ct.value}**" if ct.best else ct.value

@@ -43,9 +43,15 @@ def header(table: Table) -> list[str]:
 
 
 def row_heads(table: Table, row: Row) -> list[str]:
-    if table.layout == "ablation":
-        return [axis_text(a, row.entry.coords.get(a, "")) for a in table.axes]
-    return [row.entry.label]
+    """The row's first cells: its axis values (ablation) or its label, the baseline row marked."""
+    heads = (
+        [axis_text(a, row.entry.coords.get(a, "")) for a in table.axes]
+        if table.layout == "ablation"
+        else [row.entry.label]
+    )
+    if row.is_baseline:
+        heads[-1 if table.layout == "ablation" else 0] += " (baseline)"
+    return heads
 
 
 @dataclass(frozen=True)

@@ -22,8 +22,6 @@ def render_terminal(table: Table, stream: Any = None, title: str | None = None) 
         t.add_column(h, justify="left" if i < n_heads else "right", no_wrap=True)
     for row in table.rows:
         heads = row_heads(table, row)
-        if row.is_baseline:
-            heads[-1 if table.layout == "ablation" else 0] += " (baseline)"
         cells: list[Any] = list(heads)
         for ct in row_cells(table, row):
             txt = Text(ct.value, style="bold" if ct.best else "")

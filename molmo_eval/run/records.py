@@ -1,5 +1,5 @@
 """Run directories: ``results.json`` (the RunRecord), ``samples.jsonl``, ``scores.json`` (a columnar
-index of the per-sample scores, see `molmo_eval.gate.baseline`) and ``report.md``.
+index of the per-sample scores, see `molmo_eval.run.scores`) and ``report.md``.
 
 Written atomically (temporary file in the same folder, fsync, rename), so a crash never leaves a
 half-written record. Reports, gates and re-scoring read runs through this module only.

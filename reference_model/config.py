@@ -12,10 +12,12 @@ from typing import Any
 
 @dataclass(frozen=True)
 class ModelConfig:
-    # vision encoder (ViT): images are resized to image_size x image_size, cut into patches
-    image_size: int = 128
-    patch_size: int = 8
-    stem_channels: int = 48  # > 0: two-convolution patch embedding; 0: one p x p convolution
+    # vision encoder (hybrid ViT): images are resized to image_size x image_size; a convolutional
+    # stem of stride-2 3x3 convolutions (channels stem[0], stem[1], ..., then vit_dim) turns them into
+    # patch_size x patch_size patches, so len(stem) + 1 == log2(patch_size)
+    image_size: int = 256
+    patch_size: int = 16
+    stem: tuple[int, ...] = (32, 64, 128)
     vit_dim: int = 128
     vit_layers: int = 3
     vit_heads: int = 4
@@ -50,7 +52,7 @@ class ModelConfig:
     def validate(self) -> ModelConfig:
         assert self.image_size % self.patch_size == 0, "image_size must be a multiple of patch_size"
         assert self.grid % self.pool == 0, "patches per side must be a multiple of pool"
-        assert self.stem_channels <= 0 or self.patch_size % 2 == 0, "a conv stem needs an even patch size"
+        assert 2 ** (len(self.stem) + 1) == self.patch_size, "the stem halves the image len(stem) + 1 times"
         assert self.vit_dim % self.vit_heads == 0 and self.dim % self.heads == 0
         assert (self.dim // self.heads) % 2 == 0, "rotary embeddings need an even head size"
         return self
@@ -64,15 +66,17 @@ class ModelConfig:
         unknown = sorted(set(d) - known)
         if unknown:
             raise ValueError(f"unknown model config field(s): {', '.join(unknown)}")
+        if "stem" in d:
+            d = {**d, "stem": tuple(d["stem"])}
         return cls(**d).validate()
 
 
 PRESETS: dict[str, ModelConfig] = {
     # unit tests: a forward pass in milliseconds
-    "tiny": ModelConfig(image_size=32, patch_size=8, stem_channels=8, vit_dim=32, vit_layers=1, vit_heads=2, pool=2,
+    "tiny": ModelConfig(image_size=32, patch_size=8, stem=(8, 16), vit_dim=32, vit_layers=1, vit_heads=2, pool=2,
                         dim=32, layers=2, heads=2, mlp_ratio=2, max_len=256),
     # quick experiments
-    "small": ModelConfig(image_size=96, patch_size=8, vit_dim=96, vit_layers=2, vit_heads=4, pool=2,
+    "small": ModelConfig(image_size=128, patch_size=8, stem=(24, 48), vit_dim=96, vit_layers=2, vit_heads=4, pool=2,
                          dim=128, layers=3, heads=4),
     # the bundled checkpoint
     "default": ModelConfig(),

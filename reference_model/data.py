@@ -31,6 +31,7 @@ class Group:
     image: np.ndarray  # (H, W, 3) uint8
     pairs: tuple[Pair, ...]
     kinds: tuple[str, ...] = ()  # one per pair, e.g. "ask/color" (for held-out breakdowns)
+    key: str = ""  # identifies the image (for caching its encoder features); "" = never cached
 
     def kind(self, i: int) -> str:
         return self.kinds[i] if i < len(self.kinds) else ""
@@ -52,25 +53,28 @@ def without_points(g: Group) -> Group | None:
     keep = [i for i, p in enumerate(g.pairs) if not has_point(p)]
     if not keep:
         return None
-    return Group(g.image, tuple(g.pairs[i] for i in keep), tuple(g.kind(i) for i in keep))
+    return Group(g.image, tuple(g.pairs[i] for i in keep), tuple(g.kind(i) for i in keep), g.key)
 
 
 class WorldSource:
     """One of the world's training streams, grouped by scene. ``per_scene``: examples drawn per scene
     (the stream's default when None; captions have one): more questions per image share one pass of
-    the vision encoder, which costs about as much as the language model on a packed row."""
+    the vision encoder, which costs about as much as the language model on a packed row.
+    ``pool`` > 0: the stream cycles through that many scenes, with new questions on every pass."""
 
-    def __init__(self, name: str, seed: int, pointing: bool = True, per_scene: int | None = None):
-        self.name, self.seed, self.pointing, self.per_scene = name, seed, pointing, per_scene
+    def __init__(self, name: str, seed: int, pointing: bool = True, per_scene: int | None = None,
+                 pool: int = 0):
+        self.name, self.seed, self.pointing, self.per_scene, self.pool = name, seed, pointing, per_scene, pool
 
     def groups(self, start: int) -> Iterator[Group]:
         from .world import training
 
         kw = {} if self.per_scene is None else {"per_scene": self.per_scene}
-        stream = training.STREAMS[self.name](self.seed, start=start, **kw)
+        stream = training.STREAMS[self.name](self.seed, start=start, pool=self.pool, **kw)
         for _, exs in itertools.groupby(stream, key=lambda e: e.scene_id):
             items = list(exs)
-            g = Group(items[0].image, tuple((e.prompt, e.answer) for e in items), tuple(e.kind for e in items))
+            key = f"world/{self.name}/{items[0].scene_id}" if self.pool else ""
+            g = Group(items[0].image, tuple((e.prompt, e.answer) for e in items), tuple(e.kind for e in items), key)
             g2 = g if self.pointing else without_points(g)
             if g2 is not None:
                 yield g2
@@ -80,6 +84,7 @@ class ListSource:
     """A finite list of groups, reshuffled (seeded) every epoch."""
 
     def __init__(self, name: str, items: Sequence[Group], seed: int, pointing: bool = True):
+        items = [g if g.key else Group(g.image, g.pairs, g.kinds, f"{name}/{i}") for i, g in enumerate(items)]
         kept = list(items) if pointing else [g2 for g in items if (g2 := without_points(g)) is not None]
         if not kept:
             raise ValueError(f"data source {name!r} is empty")

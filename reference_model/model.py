@@ -107,9 +107,10 @@ class MolmoModel(nn.Module):
             groups["vision" if key == "vision" else "connector" if key == "connector" else "lm"].append(p)
         return groups
 
-    def prefix(self, pixels: torch.Tensor) -> torch.Tensor:
-        """pixels (B, 3, S, S) in [0, 1] -> prefix embeddings (B, P, D)."""
-        vis = self.connector(self.vision(pixels))  # (B, N, D)
+    def prefix(self, pixels: torch.Tensor | None = None, feats: torch.Tensor | None = None) -> torch.Tensor:
+        """pixels (B, 3, S, S) in [0, 1], or the vision encoder's output for them (B, G*G, Dv), as
+        a frozen encoder's cached features -> prefix embeddings (B, P, D)."""
+        vis = self.connector(self.vision(pixels) if feats is None else feats)  # (B, N, D)
         B = vis.shape[0]
         ends = self.embed(torch.tensor([_VISION_START, _VISION_END], device=vis.device))  # (2, D)
         return torch.cat([ends[0].expand(B, 1, -1), vis, ends[1].expand(B, 1, -1)], dim=1)
@@ -118,13 +119,15 @@ class MolmoModel(nn.Module):
         return h @ self.embed.weight.T  # tied input/output embeddings
 
     # --- training / scoring ----------------------------------------------------------------
-    def forward(self, pixels: torch.Tensor, ids: torch.Tensor, seg: torch.Tensor,
-                targets: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """pixels (B, 3, S, S); ids, seg, targets (B, T) -> logits (B, T, V), mean loss over targets.
+    def forward(self, pixels: torch.Tensor | None, ids: torch.Tensor, seg: torch.Tensor,
+                targets: torch.Tensor | None = None, feats: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """pixels (B, 3, S, S) (or ``feats``, see `prefix`); ids, seg, targets (B, T) -> logits
+        (B, T, V), mean loss over targets.
 
         ``targets[b, t]`` is the token that should follow ``ids[b, t]`` (IGNORE where no loss)."""
         P = self.cfg.prefix_len
-        x = torch.cat([self.prefix(pixels), self.embed(ids)], dim=1)  # (B, P+T, D)
+        x = torch.cat([self.prefix(pixels, feats), self.embed(ids)], dim=1)  # (B, P+T, D)
         h = self.decoder(x, segment_positions(seg, P), attention_mask(seg, P))[:, P:]  # (B, T, D)
         logits = self.logits(h)
         if targets is None:

@@ -41,7 +41,7 @@ def prompt_ids(tok: Tokenizer, prompt: str) -> list[int]:
 
 @dataclass(frozen=True)
 class Batch:
-    pixels: torch.Tensor  # (B, 3, S, S)
+    pixels: torch.Tensor | None  # (B, 3, S, S); None when the caller supplies encoder features
     ids: torch.Tensor  # (B, T)
     seg: torch.Tensor  # (B, T) segment ids, 0 = padding
     targets: torch.Tensor  # (B, T) next-token targets, IGNORE where no loss
@@ -74,8 +74,9 @@ def pack_row(tok: Tokenizer, pairs: Sequence[tuple[str, str]], loss_on: str, max
 
 
 def collate(tok: Tokenizer, rows: Sequence[tuple[np.ndarray, Sequence[tuple[str, str]]]], image_size: int,
-            loss_on: str, max_len: int) -> Batch:
-    """One batch from (image, [(prompt, answer), ...]) rows, right-padded."""
+            loss_on: str, max_len: int, pixels: bool = True) -> Batch:
+    """One batch from (image, [(prompt, answer), ...]) rows, right-padded (``pixels=False``: without
+    the image tensor, for a caller with the encoder's features at hand)."""
     packed = [pack_row(tok, pairs, loss_on, max_len) for _, pairs in rows]
     T = max(len(p[0]) for p in packed)
     B = len(rows)
@@ -88,4 +89,5 @@ def collate(tok: Tokenizer, rows: Sequence[tuple[np.ndarray, Sequence[tuple[str,
         seg[b, :len(s)] = torch.tensor(s)
         tgt[b, :len(t)] = torch.tensor(t)
         n += max(s)
-    return Batch(image_tensor([im for im, _ in rows], image_size), ids, seg, tgt, n)
+    px = image_tensor([im for im, _ in rows], image_size) if pixels else None
+    return Batch(px, ids, seg, tgt, n)

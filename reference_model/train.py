@@ -53,6 +53,8 @@ class StageConfig:
     max_len: int = 192  # text tokens per row
     max_pairs: int = 4  # examples packed per image
     objective: str = "lm"  # "lm": next-token loss; "patches": stage-0 dense patch labels (vision only)
+    text_every: int = 0  # patches objective: every k-th scene is a text-rich one (0: none)
+    word_weight: float = 1.0  # patches objective: weight of the sign-word loss
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,8 @@ class TrainConfig:
     save_every: int = 100
     heldout: int = 0  # groups per world source scored after each stage (0: no held-out check)
     ask_per_scene: int = 8  # questions drawn per scene of the world's ask stream
+    pool: int = 0  # scenes per world stream, cycled with new questions each pass (0: always new scenes)
+    cache_features: bool = True  # keep a frozen encoder's output per pooled image instead of recomputing it
     meta: dict[str, Any] = field(default_factory=dict)  # recorded in the checkpoints (preset, command...)
 
 
@@ -150,12 +154,12 @@ def make_optimizer(model: MolmoModel, stage: StageConfig) -> torch.optim.AdamW:
 
 
 def train_step(model: MolmoModel, opt: torch.optim.Optimizer, batch: Batch, stage: StageConfig,
-               step: int) -> float:
+               step: int, feats: torch.Tensor | None = None) -> float:
     mult = lr_at(step, stage)
     for g in opt.param_groups:
         g["lr"] = g["base_lr"] * mult
     model.train()
-    _, loss = model(batch.pixels, batch.ids, batch.seg, batch.targets)
+    _, loss = model(batch.pixels, batch.ids, batch.seg, batch.targets, feats=feats)
     assert loss is not None
     opt.zero_grad(set_to_none=True)
     loss.backward()
@@ -164,9 +168,33 @@ def train_step(model: MolmoModel, opt: torch.optim.Optimizer, batch: Batch, stag
     return float(loss.detach())
 
 
+class FeatureCache:
+    """A frozen vision encoder's output per image key (float16), computed on an image's first use:
+    pooled scenes and benchmark-format images come back many times, and the encoder's forward pass
+    costs about half as much as a training step of the language model."""
+
+    def __init__(self, model: MolmoModel):
+        self.model, self.store = model, {}
+
+    def features(self, groups: Sequence[Group]) -> torch.Tensor:
+        """(B, G*G, Dv) encoder features of the groups' images."""
+        from .processing import image_tensor
+
+        missing = [i for i, g in enumerate(groups) if g.key not in self.store]
+        fresh = {}
+        if missing:
+            with torch.no_grad():
+                px = image_tensor([groups[i].image for i in missing], self.model.cfg.image_size)
+                for i, f in zip(missing, self.model.vision(px)):
+                    fresh[i] = f
+                    if groups[i].key:
+                        self.store[groups[i].key] = f.half()
+        return torch.stack([fresh[i] if i in fresh else self.store[g.key].float() for i, g in enumerate(groups)])
+
+
 def run_stage(stage: StageConfig, model: MolmoModel, tok: Tokenizer, sources: dict[str, Source],
               cfg: TrainConfig, out: Path, resume_info: dict[str, Any] | None,
-              opt: torch.optim.AdamW) -> None:
+              opt: torch.optim.AdamW, cache: FeatureCache | None = None) -> None:
     k, start = stage.number, resume_info["step"] if resume_info else 0
     mix = Mixture(sources, stage.mixture, seed=hash_seed(cfg.seed, k),
                   positions=resume_info["positions"] if resume_info else None)
@@ -178,9 +206,11 @@ def run_stage(stage: StageConfig, model: MolmoModel, tok: Tokenizer, sources: di
     elapsed0 = resume_info.get("elapsed", 0.0) if resume_info else 0.0
     for step in range(start, stage.steps):
         groups = mix.batch(step, stage.batch_size)
+        cached = cache is not None and stage.vision_lr <= 0
         batch = collate(tok, [(g.image, g.pairs[:stage.max_pairs]) for g in groups], model.cfg.image_size,
-                        stage.loss_on, stage.max_len)
-        losses.append(train_step(model, opt, batch, stage, step))
+                        stage.loss_on, stage.max_len, pixels=not cached)
+        feats = cache.features(groups) if cached else None
+        losses.append(train_step(model, opt, batch, stage, step, feats))
         n_seen += batch.n_examples
         rate = n_seen / (time.perf_counter() - t_start)
         bar.update(step + 1, losses[-1], rate)
@@ -229,6 +259,7 @@ def train(cfg: TrainConfig, out: Path, *, extra: dict[str, Sequence[Group]] | No
     tok_file.write_text(json.dumps(tok.to_json()) + "\n")
     (out / "train_config.json").write_text(json.dumps(_jsonable(cfg), indent=1) + "\n")
     state = _peek_state(out) if resume else None
+    cache = FeatureCache(model) if cfg.cache_features else None
     for stage in cfg.stages:
         k = stage.number
         if state is not None and (state["stage"] > k or (state["stage"] == k and state.get("done"))):
@@ -238,6 +269,8 @@ def train(cfg: TrainConfig, out: Path, *, extra: dict[str, Sequence[Group]] | No
                 checkpoint.load_state(out / "state", model, None)
             state = None
             run_patch_stage(stage, model, tok, cfg, out)
+            if cache is not None:
+                cache.store.clear()  # the encoder changed
             continue
         opt = make_optimizer(model, stage)
         info = None
@@ -245,7 +278,9 @@ def train(cfg: TrainConfig, out: Path, *, extra: dict[str, Sequence[Group]] | No
             loaded = checkpoint.load_state(out / "state", model, opt if state["stage"] == k else None)
             info = loaded if state["stage"] == k else None
             state = None
-        run_stage(stage, model, tok, sources, cfg, out, info, opt)
+        run_stage(stage, model, tok, sources, cfg, out, info, opt, cache)
+        if cache is not None and stage.vision_lr > 0:
+            cache.store.clear()  # the encoder changed
     return out / f"stage{cfg.stages[-1].number}_{cfg.stages[-1].name}"
 
 
@@ -253,7 +288,7 @@ def run_patch_stage(stage: StageConfig, model: MolmoModel, tok: Tokenizer, cfg: 
     """Stage 0: the vision encoder and a throw-away PatchHead on dense scene labels."""
     from . import vision_pretrain as vp
 
-    head = vp.PatchHead(model.cfg.vit_dim)
+    head = vp.PatchHead(model.cfg.vit_dim, model.cfg.stem[-1])
     params = list(model.vision.parameters()) + list(head.parameters())
     for p in model.parameters():
         p.requires_grad_(False)
@@ -261,7 +296,7 @@ def run_patch_stage(stage: StageConfig, model: MolmoModel, tok: Tokenizer, cfg: 
         p.requires_grad_(True)
     opt = torch.optim.AdamW([{"params": params, "lr": stage.lr, "base_lr": stage.lr}], betas=(0.9, 0.95),
                             weight_decay=stage.weight_decay, foreach=True)
-    source = vp.SceneSource(hash_seed(cfg.seed, stage.number), model.cfg.grid).groups(0)
+    source = vp.SceneSource(hash_seed(cfg.seed, stage.number), model.cfg.grid, stage.text_every).groups(0)
     stage_dir = out / f"stage{stage.number}_{stage.name}"
     stage_dir.mkdir(parents=True, exist_ok=True)
     log = open_log(stage_dir / "training_log.jsonl", 0)
@@ -269,10 +304,10 @@ def run_patch_stage(stage: StageConfig, model: MolmoModel, tok: Tokenizer, cfg: 
     t0, losses, stats = time.perf_counter(), [], {}
     model.train()
     for step in range(stage.steps):
-        pixels, labels = vp.patch_batch([next(source) for _ in range(stage.batch_size)], model.cfg)
+        pixels, labels, chars = vp.patch_batch([next(source) for _ in range(stage.batch_size)], model.cfg)
         for g in opt.param_groups:
             g["lr"] = g["base_lr"] * lr_at(step, stage)
-        loss = vp.patch_loss(model.vision, head, pixels, labels, stats)
+        loss = vp.patch_loss(model.vision, head, pixels, labels, chars, stats, stage.word_weight)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, stage.grad_clip)
@@ -323,8 +358,8 @@ def stage_heldout(model: MolmoModel, tok: Tokenizer, stage: StageConfig, cfg: Tr
 
 
 def make_sources(cfg: TrainConfig, extra: dict[str, Sequence[Group]]) -> dict[str, Source]:
-    sources: dict[str, Source] = {n: WorldSource(n, cfg.seed, cfg.pointing) for n in ("cap", "point")}
-    sources["ask"] = WorldSource("ask", cfg.seed, cfg.pointing, per_scene=cfg.ask_per_scene)
+    sources: dict[str, Source] = {n: WorldSource(n, cfg.seed, cfg.pointing, pool=cfg.pool) for n in ("cap", "point")}
+    sources["ask"] = WorldSource("ask", cfg.seed, cfg.pointing, per_scene=cfg.ask_per_scene, pool=cfg.pool)
     for name, items in extra.items():
         sources[name] = ListSource(name, items, cfg.seed, cfg.pointing)
     return sources

@@ -3,9 +3,11 @@
     pixels (B, 3, S, S) ──conv patch embedding──► (B, G*G, D) + 2-D position embeddings
     ──pre-norm transformer blocks──► LayerNorm ──► patch features (B, G*G, D) ──► connector
 
-The patch embedding is a convolutional stem (a p/2 x p/2 strided convolution, GELU, then a 2 x 2
-strided one: the same p x p patches as a single convolution) when ``stem_channels`` > 0; early
-convolutions make small ViTs train faster and more stably (Xiao et al., 2021).
+The patch embedding is a convolutional stem, the "hybrid" ViT of Dosovitskiy et al. (2021): 3 x 3
+convolutions of stride 2, each followed by GroupNorm and GELU, halve the image until one feature
+vector stands for a p x p patch. Early convolutions make small ViTs train faster and more stably
+(Xiao et al., 2021); here they also see the 2-pixel strokes of sign glyphs at full resolution,
+which a single p x p convolution over a downscaled image could not.
 """
 
 from __future__ import annotations
@@ -52,11 +54,14 @@ class EncoderBlock(nn.Module):
 
 
 def patch_embedding(cfg: ModelConfig) -> nn.Module:
-    p, c = cfg.patch_size, cfg.stem_channels
-    if c <= 0:
-        return nn.Conv2d(3, cfg.vit_dim, kernel_size=p, stride=p)
-    return nn.Sequential(nn.Conv2d(3, c, kernel_size=p // 2, stride=p // 2), nn.GELU(),
-                         nn.Conv2d(c, cfg.vit_dim, kernel_size=2, stride=2))
+    """(B, 3, S, S) -> (B, vit_dim, S/p, S/p): stride-2 3 x 3 convolutions through cfg.stem's channels."""
+    layers: list[nn.Module] = []
+    c_in = 3
+    for c in cfg.stem:
+        layers += [nn.Conv2d(c_in, c, kernel_size=3, stride=2, padding=1, bias=False), nn.GroupNorm(8, c), nn.GELU()]
+        c_in = c
+    layers.append(nn.Conv2d(c_in, cfg.vit_dim, kernel_size=3, stride=2, padding=1))
+    return nn.Sequential(*layers)
 
 
 class VisionEncoder(nn.Module):
@@ -73,13 +78,18 @@ class VisionEncoder(nn.Module):
         self.register_buffer("mean", torch.tensor(PIXEL_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(PIXEL_STD).view(1, 3, 1, 1), persistent=False)
 
-    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-        """pixels: (B, 3, S, S) floats in [0, 1] -> patch features (B, G*G, D), row-major."""
-        x = self.patch((pixels - self.mean) / self.std)  # (B, D, G, G)
+    def forward(self, pixels: torch.Tensor, with_stem: bool = False
+                ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """pixels: (B, 3, S, S) floats in [0, 1] -> patch features (B, G*G, D), row-major; with
+        ``with_stem`` also the stem's last half-resolution map (B, stem[-1], 2G, 2G)."""
+        x = (pixels - self.mean) / self.std
+        half = self.patch[:-1](x)  # (B, C, 2G, 2G)
+        x = self.patch[-1](half)  # (B, D, G, G)
         x = x.flatten(2).transpose(1, 2)  # (B, G*G, D)
         G = self.cfg.grid
         pos = (self.row[:, None, :] + self.col[None, :, :]).reshape(G * G, -1)  # (G*G, D)
         x = x + pos
         for block in self.blocks:
             x = block(x)
-        return self.norm(x)
+        x = self.norm(x)
+        return (x, half) if with_stem else x

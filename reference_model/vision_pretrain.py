@@ -31,6 +31,12 @@ IGNORE = -100
 FOREGROUND_WEIGHT = 5.0
 
 
+def char_names() -> tuple[str, ...]:
+    from .world.font import CHARSET
+
+    return tuple(sorted(CHARSET))
+
+
 def label_names() -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
     from .world.ontology import CATEGORY_NAMES, COLOUR_NAMES, SIGN_NUMBERS, SIGN_WORDS
 
@@ -40,15 +46,19 @@ def label_names() -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
 @dataclass(frozen=True, eq=False)
 class PatchExample:
     image: np.ndarray  # (H, W, 3) uint8
-    labels: np.ndarray  # (3, G, G) int64: category, colour, word (IGNORE off signs)
+    labels: np.ndarray  # (3, G, G) int64: category, colour, word (IGNORE off sign boards)
+    chars: np.ndarray  # (2G, 2G) int64: the glyph under each half-patch's centre (IGNORE off text)
 
 
 class PatchHead(nn.Module):
-    def __init__(self, dim: int):
+    """Linear heads: category, colour, word on the encoder's patches; glyph on the stem's map."""
+
+    def __init__(self, dim: int, stem_dim: int = 0):
         super().__init__()
         cats, cols, words = label_names()
         self.sizes = (len(cats), len(cols), len(words))
         self.proj = nn.Linear(dim, sum(self.sizes))
+        self.chars = nn.Conv2d(stem_dim, len(char_names()), kernel_size=1) if stem_dim else None
 
     def forward(self, feats: torch.Tensor) -> tuple[torch.Tensor, ...]:
         return tuple(self.proj(feats).split(self.sizes, dim=-1))  # each (B, N, classes)
@@ -70,39 +80,91 @@ def patch_labels(scene: object, grid: int) -> np.ndarray:
         out[0][hit] = cat_id[o.category]
         out[1][hit] = col_id.get(o.colour, 0)
         if o.category == "sign":
-            out[2][hit] = word_id.get(o.text, 0)
+            x1, y1, x2, _ = o.box
+            board = ys < y1 + _board_height(o)
+            out[2][hit & board[:, None]] = word_id.get(o.text, 0)
     return out
 
 
+def _text_scale(o: object) -> int:
+    """The glyph scale of a sign, from its board width (signs are never occluded)."""
+    from .world.drawing import TEXT_PAD
+    from .world.font import GLYPH_W
+
+    bw = o.box[2] - o.box[0]  # type: ignore[attr-defined]
+    return max(1, round((bw - 2 * TEXT_PAD) / ((GLYPH_W + 1) * len(o.text) - 1)))  # type: ignore[attr-defined]
+
+
+def _board_height(o: object) -> int:
+    from .world.drawing import TEXT_PAD
+    from .world.font import GLYPH_H
+
+    return GLYPH_H * _text_scale(o) + 2 * TEXT_PAD
+
+
+def char_labels(scene: object, grid: int) -> np.ndarray:
+    """(grid, grid): index of the glyph whose cell holds each cell's centre, IGNORE elsewhere."""
+    from .world.drawing import TEXT_PAD
+    from .world.font import GLYPH_H, GLYPH_W
+
+    char_id = {c: i for i, c in enumerate(char_names())}
+    w, h = scene.width, scene.height  # type: ignore[attr-defined]
+    ys = (np.arange(grid) + 0.5) * h / grid
+    xs = (np.arange(grid) + 0.5) * w / grid
+    out = np.full((grid, grid), IGNORE, dtype=np.int64)
+    for o in scene.objects:  # type: ignore[attr-defined]
+        if o.category != "sign":
+            continue
+        s = _text_scale(o)
+        tx, ty = o.box[0] + TEXT_PAD, o.box[1] + TEXT_PAD
+        rows = (ys >= ty) & (ys < ty + GLYPH_H * s)
+        for i, ch in enumerate(o.text):
+            x0 = tx + i * (GLYPH_W + 1) * s
+            cols = (xs >= x0) & (xs < x0 + GLYPH_W * s)
+            out[np.ix_(rows, cols)] = char_id[ch]
+    return out
+
+
+# A text-rich scene (the PixMo-Docs of this world): signs only, so that reading sees many words
+TEXT_RICH = {"require": {"sign": 6}, "n_objects": (6, 6)}
+
+
 class SceneSource:
-    """Training-space scenes with their patch labels, position-addressed."""
+    """Training-space scenes with their patch labels, position-addressed. ``text_every``: every
+    k-th scene is a text-rich one (0: none), so that reading sees many more words."""
 
     name = "scenes"
 
-    def __init__(self, seed: int, grid: int):
-        self.seed, self.grid = seed, grid
+    def __init__(self, seed: int, grid: int, text_every: int = 0):
+        self.seed, self.grid, self.text_every = seed, grid, text_every
 
     def groups(self, start: int) -> Iterator[PatchExample]:
         from .world.rng import train_scene_id
-        from .world.scene import make_scene
+        from .world.scene import SceneSpec, make_scene
 
         for i in itertools.count(start):
-            scene = make_scene(train_scene_id(self.seed, "vision-pretrain", i))
-            yield PatchExample(scene.image, patch_labels(scene, self.grid))
+            spec = SceneSpec(**TEXT_RICH) if self.text_every and i % self.text_every == 0 else None
+            scene = make_scene(train_scene_id(self.seed, "vision-pretrain", i), spec)
+            yield PatchExample(scene.image, patch_labels(scene, self.grid), char_labels(scene, 2 * self.grid))
 
 
-def patch_batch(examples: Sequence[PatchExample], cfg: ModelConfig) -> tuple[torch.Tensor, torch.Tensor]:
+def patch_batch(examples: Sequence[PatchExample], cfg: ModelConfig
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     from .processing import image_tensor
 
     labels = torch.from_numpy(np.stack([e.labels for e in examples]))  # (B, 3, G, G)
-    return image_tensor([e.image for e in examples], cfg.image_size), labels
+    chars = torch.from_numpy(np.stack([e.chars for e in examples]))  # (B, 2G, 2G)
+    return image_tensor([e.image for e in examples], cfg.image_size), labels, chars
 
 
 def patch_loss(vision: nn.Module, head: PatchHead, pixels: torch.Tensor, labels: torch.Tensor,
-               stats: dict[str, list[float]] | None = None) -> torch.Tensor:
-    """The summed cross-entropies of the three labels. ``stats``, when given, collects this batch's
-    accuracies on object patches (``category``, ``colour``) and on sign patches (``word``)."""
-    logits = head(vision(pixels))  # 3 x (B, G*G, C)
+               chars: torch.Tensor | None = None, stats: dict[str, list[float]] | None = None,
+               word_weight: float = 1.0) -> torch.Tensor:
+    """The summed cross-entropies of the labels. ``stats``, when given, collects this batch's
+    accuracies on object patches (``category``, ``colour``), on sign boards (``word``) and on glyphs
+    (``char``)."""
+    feats, half = vision(pixels, with_stem=True)
+    logits = head(feats)  # 3 x (B, G*G, C)
     B = labels.shape[0]
     flat = labels.view(B, 3, -1)
     weight = torch.full((logits[0].shape[-1],), FOREGROUND_WEIGHT, device=logits[0].device)
@@ -110,7 +172,13 @@ def patch_loss(vision: nn.Module, head: PatchHead, pixels: torch.Tensor, labels:
     loss = F.cross_entropy(logits[0].flatten(0, 1), flat[:, 0].flatten(), weight=weight)
     loss = loss + F.cross_entropy(logits[1].flatten(0, 1), flat[:, 1].flatten())
     if bool((flat[:, 2] != IGNORE).any()):
-        loss = loss + F.cross_entropy(logits[2].flatten(0, 1), flat[:, 2].flatten(), ignore_index=IGNORE)
+        loss = loss + word_weight * F.cross_entropy(logits[2].flatten(0, 1), flat[:, 2].flatten(), ignore_index=IGNORE)
+    if head.chars is not None and chars is not None and bool((chars != IGNORE).any()):
+        c_logits = head.chars(half)  # (B, n_chars, 2G, 2G)
+        loss = loss + F.cross_entropy(c_logits, chars, ignore_index=IGNORE)
+        if stats is not None:
+            on = chars != IGNORE
+            stats.setdefault("char", []).append(float((c_logits.argmax(1) == chars)[on].float().mean()))
     if stats is not None:
         with torch.no_grad():
             fg, on_sign = flat[:, 0] > 0, flat[:, 2] != IGNORE

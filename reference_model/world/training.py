@@ -91,29 +91,44 @@ def point_tokens() -> tuple[str, ...]:
 
 # --- streams -----------------------------------------------------------------------------------------
 
-def _scenes(seed: int, stream: str, start: int, step: int) -> Iterator[tuple[int, Scene, Rng]]:
+def _scenes(seed: int, stream: str, start: int, step: int, pool: int = 0) -> Iterator[tuple[int, Scene, Rng]]:
+    """(position, scene, rng of its examples). With ``pool`` > 0 the stream cycles through that many
+    scenes, and each pass over them asks new questions (the rng is salted by the pass number), as
+    Molmo asks many questions of one image: images, and their encoder features, are reused."""
     for i in count(start, step):
-        sid = train_scene_id(seed, stream, i)
-        yield i, make_scene(sid), Rng(derive("examples", sid))
+        rnd, k = divmod(i, pool) if pool else (0, 0)
+        sid = train_scene_id(seed, stream, k if pool else i)
+        yield i, make_scene(sid), Rng(derive("examples", sid, rnd) if rnd else derive("examples", sid))
 
 
-def caption_stream(seed: int = 0, *, start: int = 0, step: int = 1) -> Iterator[Example]:
+def caption_stream(seed: int = 0, *, start: int = 0, step: int = 1, pool: int = 0) -> Iterator[Example]:
     """PixMo-Cap: one dense caption per scene."""
-    for _, scene, rng in _scenes(seed, "cap", start, step):
-        yield Example(scene.image, rng.choice(CAPTION_PROMPTS), caption(scene, rng), "cap", (), scene.scene_id)
+    for _, scene, rng in _scenes(seed, "cap", start, step, pool):
+        yield from caption_examples(scene, rng)
 
 
-def ask_stream(seed: int = 0, *, start: int = 0, step: int = 1, per_scene: int = 4) -> Iterator[Example]:
+def ask_stream(seed: int = 0, *, start: int = 0, step: int = 1, per_scene: int = 4, pool: int = 0
+               ) -> Iterator[Example]:
     """PixMo-Ask: ``per_scene`` question-answer pairs per scene: VQA-style families in plain,
     "single word" and yes/no phrasings, GQA-style compositional questions, and MMBench-style
     multiple choice (see `ASK_SOURCES`)."""
+    for _, scene, rng in _scenes(seed, "ask", start, step, pool):
+        yield from ask_examples(scene, rng, per_scene)
+
+
+def caption_examples(scene: Scene, rng: Rng) -> list[Example]:
+    return [Example(scene.image, rng.choice(CAPTION_PROMPTS), caption(scene, rng), "cap", (), scene.scene_id)]
+
+
+def ask_examples(scene: Scene, rng: Rng, per_scene: int = 4) -> list[Example]:
     sources, weights = list(ASK_SOURCES), list(ASK_SOURCES.values())
-    for _, scene, rng in _scenes(seed, "ask", start, step):
-        for _ in range(per_scene):
-            made = _ASK_MAKERS[rng.weighted(sources, weights)](scene, rng)
-            if made is not None:
-                prompt, answer, kind = made
-                yield Example(scene.image, prompt, answer, f"ask/{kind}", (), scene.scene_id)
+    out = []
+    for _ in range(per_scene):
+        made = _ASK_MAKERS[rng.weighted(sources, weights)](scene, rng)
+        if made is not None:
+            prompt, answer, kind = made
+            out.append(Example(scene.image, prompt, answer, f"ask/{kind}", (), scene.scene_id))
+    return out
 
 
 def _ask_vqa(scene: Scene, rng: Rng) -> tuple[str, str, str] | None:
@@ -187,14 +202,21 @@ def multiple_choice(qa: QA, rng: Rng, n: int | None = None) -> tuple[str, str]:
     return "\n".join(lines + [MC_SUFFIX]), letters[options.index(qa.answer)]
 
 
-def point_stream(seed: int = 0, *, start: int = 0, step: int = 1, per_scene: int = 3) -> Iterator[Example]:
+def point_stream(seed: int = 0, *, start: int = 0, step: int = 1, per_scene: int = 3, pool: int = 0
+                 ) -> Iterator[Example]:
     """PixMo-Point: ``per_scene`` pointing examples per scene (see `POINT_KINDS`)."""
+    for _, scene, rng in _scenes(seed, "point", start, step, pool):
+        yield from point_examples(scene, rng, per_scene)
+
+
+def point_examples(scene: Scene, rng: Rng, per_scene: int = 3) -> list[Example]:
     kinds, weights = list(POINT_KINDS), list(POINT_KINDS.values())
-    for _, scene, rng in _scenes(seed, "point", start, step):
-        for _ in range(per_scene):
-            ex = _pointing(scene, rng, rng.weighted(kinds, weights))
-            if ex is not None:
-                yield ex
+    out = []
+    for _ in range(per_scene):
+        ex = _pointing(scene, rng, rng.weighted(kinds, weights))
+        if ex is not None:
+            out.append(ex)
+    return out
 
 
 def _pointing(scene: Scene, rng: Rng, kind: str) -> Example | None:

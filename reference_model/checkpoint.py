@@ -36,7 +36,8 @@ def save(model: MolmoModel, tokenizer: Tokenizer, out: Path, meta: dict[str, Any
          dtype: torch.dtype = torch.float16) -> Path:
     """Write weights and config to ``out`` atomically (each file via a temporary name)."""
     out.mkdir(parents=True, exist_ok=True)
-    tensors = {k: v.detach().to(dtype).contiguous() for k, v in model.state_dict().items()}
+    tensors = {k: (v.detach().to(dtype) if v.is_floating_point() else v.detach()).contiguous()
+               for k, v in model.state_dict().items()}
     _atomic(out / WEIGHTS, lambda p: save_file(tensors, str(p), metadata={"format": FORMAT}))
     config = {"format": FORMAT, "model": model.cfg.to_json(), "dtype": str(dtype).removeprefix("torch."),
               "tokenizer": tokenizer.to_json(), "meta": meta or {}}
@@ -53,7 +54,7 @@ def load(path: Path, device: str = "cpu") -> tuple[MolmoModel, Tokenizer, dict[s
     if config.get("format") != FORMAT:
         raise ValueError(f"{cfg_file}: format {config.get('format')!r}, expected {FORMAT!r}")
     model = MolmoModel(ModelConfig.from_json(config["model"]))
-    state = {k: v.float() for k, v in load_file(str(weights), device=device).items()}
+    state = {k: v.float() if v.is_floating_point() else v for k, v in load_file(str(weights), device=device).items()}
     model.load_state_dict(state, strict=True)
     return model.to(device).eval(), Tokenizer.from_json(config["tokenizer"]), config.get("meta", {})
 

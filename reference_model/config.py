@@ -21,6 +21,9 @@ class ModelConfig:
     vit_dim: int = 128
     vit_layers: int = 3
     vit_heads: int = 4
+    # patch tagger: linear heads on the encoder's patches naming what lies there (classes per label,
+    # index 0 = nothing: category, colour, sign word); () for none. See connector.py for their use.
+    tags: tuple[int, ...] = ()
     # connector: pool x pool neighbouring patches are concatenated, then a 2-layer GELU MLP
     pool: int = 2
     # language model (decoder only, pre-norm, rotary positions)
@@ -31,6 +34,7 @@ class ModelConfig:
     vocab_size: int = 1024  # set from the tokenizer when a model is built for training
     max_len: int = 512  # longest text (prompt + answer) the rotary tables cover
     rope_base: float = 10000.0
+    positions: str = "rope"  # "rope": rotary positions in attention; "learned": learned absolute embeddings
     # the design's optional PointingModule: regress (x, y) at every <point> token
     pointing_head: bool = False
 
@@ -66,8 +70,7 @@ class ModelConfig:
         unknown = sorted(set(d) - known)
         if unknown:
             raise ValueError(f"unknown model config field(s): {', '.join(unknown)}")
-        if "stem" in d:
-            d = {**d, "stem": tuple(d["stem"])}
+        d = {k: tuple(v) if k in ("stem", "tags") else v for k, v in d.items()}
         return cls(**d).validate()
 
 

@@ -7,6 +7,14 @@ learned to emit one huge, image-independent vector (an attention sink) and the L
 Fixed 2-D sine-cosine embeddings of each window's row and column are then added, so that a visual
 token's *value* says where it is: the LM's rotary positions only shape attention scores, and an
 answer that points (``<x_k> <y_k>``) must read the position of the token it attends to.
+
+Lexical tags (when the encoder has a patch tagger): each patch's predicted distribution over what
+lies there (categories, colours, sign words) is mapped through the language model's own word
+embeddings and summed over the window: a visual token showing a red kite then carries the
+embeddings of the words "red" and "kite", the words a question uses to name it, and, through the
+tied output layer, the words an answer writes. Object tags as anchors between regions and words
+follow Oscar (Li et al., 2020); reading words off the image into the answer follows the OCR
+tokens of M4C (Hu et al., 2020), which an answer copies from.
 """
 
 from __future__ import annotations
@@ -30,13 +38,40 @@ class Connector(nn.Module):
         self.norm = nn.LayerNorm(cfg.dim)
         self.register_buffer("pos", sincos_2d(cfg.grid // cfg.pool, cfg.dim), persistent=False)
 
-    def forward(self, feats: torch.Tensor) -> torch.Tensor:
-        """feats (B, G*G, Dv), row-major -> visual tokens (B, (G/p)^2, D), row-major over windows."""
-        B, _, Dv = feats.shape
+        # lexical tags: the vocabulary id of every tagger class (-1: no word) and their gain
+        self.register_buffer("tag_ids", torch.full((sum(cfg.tags),), -1, dtype=torch.long))
+        self.tag_gain = nn.Parameter(torch.tensor(TAG_GAIN)) if cfg.tags else None
+
+    def windows(self, feats: torch.Tensor) -> torch.Tensor:
+        """(B, G*G, C) row-major -> (B, (G/p)^2, p*p, C): the patches of each window."""
+        B, _, C = feats.shape
         G, p = self.grid, self.pool
-        x = feats.view(B, G // p, p, G // p, p, Dv).permute(0, 1, 3, 2, 4, 5)  # (B, G/p, G/p, p, p, Dv)
-        x = x.reshape(B, (G // p) ** 2, p * p * Dv)
-        return self.norm(self.fc2(F.gelu(self.fc1(x)))) + self.pos
+        x = feats.view(B, G // p, p, G // p, p, C).permute(0, 1, 3, 2, 4, 5)  # (B, G/p, G/p, p, p, C)
+        return x.reshape(B, (G // p) ** 2, p * p, C)
+
+    def forward(self, feats: torch.Tensor, tag_logits: tuple[torch.Tensor, ...] = (),
+                embed: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """feats (B, G*G, Dv), row-major -> visual tokens (B, N, D), N = (G/p)^2 row-major over
+        windows, and their lexical tags (B, N, D) (None without a tagger). ``tag_logits`` (the
+        encoder's tagger output) and ``embed`` (the LM's word embeddings, V x D) make the tags."""
+        x = self.windows(feats).flatten(2)  # (B, N, p*p*Dv)
+        out = self.norm(self.fc2(F.gelu(self.fc1(x)))) + self.pos
+        if not tag_logits or embed is None or self.tag_gain is None:
+            return out, None
+        tags = self.windows(self.lexical(tag_logits, embed)).sum(dim=2)  # (B, N, D)
+        return out + self.tag_gain * tags, tags
+
+    def lexical(self, tag_logits: tuple[torch.Tensor, ...], embed: torch.Tensor) -> torch.Tensor:
+        """(B, G*G, D): per patch, the tagger's class probabilities times their words' embeddings."""
+        probs = torch.cat([t.softmax(dim=-1) for t in tag_logits], dim=-1)  # (B, G*G, sum(tags))
+        known = self.tag_ids >= 0
+        table = embed[self.tag_ids.clamp(min=0)] * known[:, None]  # (sum(tags), D); no word -> 0
+        return probs @ table
+
+
+# the tag embedding's starting gain: word embeddings start at std 0.02 (norm ~0.02 sqrt(D)) while the
+# connector's LayerNorm output has norm ~sqrt(D); a gain of 50 starts the tags at a comparable scale
+TAG_GAIN = 50.0
 
 
 def axis_code(coord: torch.Tensor, g: int, n: int) -> torch.Tensor:

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import torch
 
 from .lm import KVCache
-from .model import MolmoModel
+from .model import MolmoModel, Prefix
 from .tokenizer import N_BINS, SPECIALS
 
 _EOS, _PAD, _POINT = SPECIALS.index("<eos>"), SPECIALS.index("<pad>"), SPECIALS.index("<point>")
@@ -55,6 +55,16 @@ def prefill_mask(key_valid: torch.Tensor, prefix_len: int) -> torch.Tensor:
     return (allowed[None] & key_valid[:, None, :])[:, None]
 
 
+def prefill_bias(model: MolmoModel, words: torch.Tensor, context: torch.Tensor, prefix: Prefix
+                 ) -> torch.Tensor | None:
+    """(B, 2, P+L, P+L) grounding biases of a left-padded batch: none for the prefix's own queries."""
+    P, L = prefix.emb.shape[1], words.shape[1]
+    bias = model.grounding(words, context, prefix, P + L)
+    if bias is None:
+        return None
+    return torch.cat([bias.new_zeros(bias.shape[0], 2, P, P + L), bias], dim=2)
+
+
 class _Greedy:
     """Chooses each next token: argmax, except the two bin tokens after <point> when the model has
     a regression PointingModule (then the head writes the bins)."""
@@ -77,11 +87,11 @@ class _Greedy:
 
 @torch.no_grad()
 def generate(model: MolmoModel, pixels: torch.Tensor | None, prompts: Sequence[Sequence[int]],
-             max_new_tokens: int = 32, *, prefix: torch.Tensor | None = None) -> list[list[int]]:
+             max_new_tokens: int = 32, *, prefix: Prefix | None = None) -> list[list[int]]:
     """Greedy continuation of each prompt (ids ending with <answer>), stopping at <eos>.
 
-    pixels (B, 3, S, S) in [0, 1], or ``prefix`` (B, P, D): the images' prefix embeddings already
-    computed by `MolmoModel.prefix` (a caller that meets one image several times computes it once).
+    pixels (B, 3, S, S) in [0, 1], or ``prefix``: the images' prefix already computed by
+    `MolmoModel.prefix` (a caller that meets one image several times computes it once).
     Returns the new tokens of each sequence, without the <eos>."""
     model.eval()
     P, B = model.cfg.prefix_len, len(prompts)
@@ -90,9 +100,12 @@ def generate(model: MolmoModel, pixels: torch.Tensor | None, prompts: Sequence[S
     if prefix is None:
         assert pixels is not None, "generate needs pixels or a prefix"
         prefix = model.prefix(pixels)
-    cache = KVCache.empty(model.cfg, B, key_valid.shape[1] + max_new_tokens, prefix.device)
-    x = torch.cat([prefix, model.embed(ids)], dim=1)
-    h = model.step(x, pos, prefill_mask(key_valid, P), cache)[:, -1]
+    cache = KVCache.empty(model.cfg, B, key_valid.shape[1] + max_new_tokens, prefix.emb.device)
+    x = torch.cat([prefix.emb, model.embed(ids)], dim=1)
+    words = model.embed(ids) * key_valid[:, P:, None]  # padding contributes nothing
+    context = words.cumsum(dim=1)
+    h = model.step(x, pos, prefill_mask(key_valid, P), cache, prefill_bias(model, words, context, prefix))[:, -1]
+    running = context[:, -1]  # (B, D) the prompt's word embeddings so far
     choose, last = _Greedy(model, B), ids[:, -1]
     next_pos = pos[:, -1] + 1
     out = torch.full((B, max_new_tokens), _EOS, dtype=torch.long)
@@ -104,7 +117,10 @@ def generate(model: MolmoModel, pixels: torch.Tensor | None, prompts: Sequence[S
         if bool(done.all()) or t == max_new_tokens - 1:
             break
         key_valid = torch.cat([key_valid, torch.ones(B, 1, dtype=torch.bool)], dim=1)
-        h = model.step(model.embed(tok)[:, None], next_pos[:, None], key_valid[:, None, None, :], cache)[:, -1]
+        new = model.embed(tok)[:, None]  # (B, 1, D)
+        running = running + new[:, 0]
+        bias = model.grounding(new, running[:, None], prefix, key_valid.shape[1])
+        h = model.step(new, next_pos[:, None], key_valid[:, None, None, :], cache, bias)[:, -1]
         last, next_pos = tok, next_pos + 1
     return [_until_eos(row) for row in out.tolist()]
 
@@ -122,8 +138,11 @@ def generate_uncached(model: MolmoModel, pixels: torch.Tensor, prompts: Sequence
     out: list[list[int]] = [[] for _ in range(B)]
     for _ in range(max_new_tokens):
         ids, key_valid, pos = left_pad(seqs, P)
-        x = torch.cat([model.prefix(pixels), model.embed(ids)], dim=1)
-        h = model.step(x, pos, prefill_mask(key_valid, P), None)[:, -1]
+        prefix = model.prefix(pixels)
+        x = torch.cat([prefix.emb, model.embed(ids)], dim=1)
+        words = model.embed(ids) * key_valid[:, P:, None]
+        bias = prefill_bias(model, words, words.cumsum(dim=1), prefix)
+        h = model.step(x, pos, prefill_mask(key_valid, P), None, bias)[:, -1]
         tok = torch.where(done, _EOS, choose(h, ids[:, -1]))
         for b in range(B):
             seqs[b].append(int(tok[b]))

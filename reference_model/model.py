@@ -8,10 +8,18 @@ Several question/answer segments about the same image can therefore share one im
 training (as Molmo packs the many annotations of an image), and each segment's positions restart
 after the prefix, so a packed segment computes exactly what it would alone.
 
+Grounding attention: when the encoder tags its patches (see connector.py), every text token's
+attention to a visual token gets an additive bias, per head a learned gain times the match between
+the text token's word embedding and the visual token's tags, so "kite" in a question looks at the
+tokens tagged "kite" from the first step of training instead of after a long plateau (a small
+decoder trained from scratch did not learn this content match in 600 steps, even from text).
+
 ``forward(pixels, ids, seg, pos, targets) -> (logits, loss)``; `generate.py` drives inference.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -59,6 +67,38 @@ def segment_positions(seg: torch.Tensor, prefix_len: int) -> torch.Tensor:
     return torch.cat([prefix, pos + prefix_len], dim=1)
 
 
+@dataclass(frozen=True)
+class Prefix:
+    """What the language model gets from an image: the prefix embeddings (B, P, D) and the visual
+    tokens' lexical tags (B, N, D), None without a tagger."""
+
+    emb: torch.Tensor
+    tags: torch.Tensor | None = None
+
+    def split(self) -> list[Prefix]:
+        tags = [None] * len(self.emb) if self.tags is None else list(self.tags)
+        return [Prefix(e, t) for e, t in zip(self.emb, tags)]
+
+    @staticmethod
+    def stack(items: list[Prefix]) -> Prefix:
+        tags = None if items[0].tags is None else torch.stack([p.tags for p in items])  # type: ignore[misc]
+        return Prefix(torch.stack([p.emb for p in items]), tags)
+
+
+def segment_cumsum(x: torch.Tensor, seg: torch.Tensor) -> torch.Tensor:
+    """x (B, T, D) summed over each segment up to and including each token (segments are
+    contiguous runs of one id in seg (B, T))."""
+    B, T = seg.shape
+    csum = x.cumsum(dim=1)
+    idx = torch.arange(T, device=seg.device).expand(B, -1)
+    start = torch.ones(B, T, dtype=torch.bool, device=seg.device)
+    start[:, 1:] = seg[:, 1:] != seg[:, :-1]
+    first = torch.cummax(torch.where(start, idx, torch.zeros_like(idx)), dim=1).values  # (B, T)
+    before = torch.where((first > 0)[..., None], csum.gather(1, (first - 1).clamp(min=0)[..., None].expand_as(x)),
+                         torch.zeros_like(x))
+    return csum - before
+
+
 class PointingModule(nn.Module):
     """Optional regression head: (x, y) in [0, 1] from the hidden state at each <point> token."""
 
@@ -98,6 +138,11 @@ class MolmoModel(nn.Module):
             self.embed.weight[_X0:_X0 + N_BINS] = scale * x
             self.embed.weight[_Y0:_Y0 + N_BINS] = scale * y
 
+    def set_tag_words(self, ids: list[int]) -> None:
+        """The vocabulary id of each tagger class (-1: no word), in the tagger's class order."""
+        assert len(ids) == self.connector.tag_ids.numel(), "one id per tagger class"
+        self.connector.tag_ids.copy_(torch.tensor(ids, dtype=torch.long))
+
     # --- parts -----------------------------------------------------------------------------
     def parts(self) -> dict[str, list[nn.Parameter]]:
         """Parameters by part, for per-part freezing and learning rates (torchtune's fusion idea)."""
@@ -107,13 +152,30 @@ class MolmoModel(nn.Module):
             groups["vision" if key == "vision" else "connector" if key == "connector" else "lm"].append(p)
         return groups
 
-    def prefix(self, pixels: torch.Tensor | None = None, feats: torch.Tensor | None = None) -> torch.Tensor:
+    def prefix(self, pixels: torch.Tensor | None = None, feats: torch.Tensor | None = None) -> Prefix:
         """pixels (B, 3, S, S) in [0, 1], or the vision encoder's output for them (B, G*G, Dv), as
-        a frozen encoder's cached features -> prefix embeddings (B, P, D)."""
-        vis = self.connector(self.vision(pixels) if feats is None else feats)  # (B, N, D)
+        a frozen encoder's cached features -> the prefix (embeddings (B, P, D) and tags)."""
+        feats = self.vision(pixels) if feats is None else feats  # (B, G*G, Dv)
+        logits = self.vision.head(feats) if self.vision.head is not None else ()
+        vis, tags = self.connector(feats, logits, self.embed.weight)  # (B, N, D) each
         B = vis.shape[0]
         ends = self.embed(torch.tensor([_VISION_START, _VISION_END], device=vis.device))  # (2, D)
-        return torch.cat([ends[0].expand(B, 1, -1), vis, ends[1].expand(B, 1, -1)], dim=1)
+        return Prefix(torch.cat([ends[0].expand(B, 1, -1), vis, ends[1].expand(B, 1, -1)], dim=1), tags)
+
+    def grounding(self, words: torch.Tensor, context: torch.Tensor, prefix: Prefix, n_keys: int
+                  ) -> torch.Tensor | None:
+        """(B, 2, T, n_keys) attention bias of T text queries towards the keys, from their word
+        embeddings ``words`` (B, T, D) and the sums of their segments' word embeddings so far
+        ``context`` (B, T, D): the match of each with each visual token's tags, in units of a word
+        embedding's mean squared norm; 0 towards every other key. None without tags. A question's
+        noun grounds its own token; the context carries it to the answer position."""
+        if prefix.tags is None:
+            return None
+        scale = self.embed.weight.detach().pow(2).sum(-1).mean()
+        match = torch.einsum("bktd,bnd->bktn", torch.stack([words, context], 1), prefix.tags) / scale
+        bias = match.new_zeros(*match.shape[:3], n_keys)
+        bias[..., 1:1 + match.shape[-1]] = match  # the visual tokens sit after <vision_start>
+        return bias
 
     def logits(self, h: torch.Tensor) -> torch.Tensor:
         return h @ self.embed.weight.T  # tied input/output embeddings
@@ -126,9 +188,14 @@ class MolmoModel(nn.Module):
         (B, T, V), mean loss over targets.
 
         ``targets[b, t]`` is the token that should follow ``ids[b, t]`` (IGNORE where no loss)."""
-        P = self.cfg.prefix_len
-        x = torch.cat([self.prefix(pixels, feats), self.embed(ids)], dim=1)  # (B, P+T, D)
-        h = self.decoder(x, segment_positions(seg, P), attention_mask(seg, P))[:, P:]  # (B, T, D)
+        P, T = self.cfg.prefix_len, ids.shape[1]
+        pre = self.prefix(pixels, feats)
+        x = torch.cat([pre.emb, self.embed(ids)], dim=1)  # (B, P+T, D)
+        words = self.embed(ids) * (seg > 0)[..., None]  # (B, T, D), padding contributes nothing
+        bias = self.grounding(words, segment_cumsum(words, seg), pre, P + T)
+        if bias is not None:  # the prefix's own queries get none
+            bias = torch.cat([bias.new_zeros(bias.shape[0], 2, P, P + T), bias], dim=2)  # (B, 2, P+T, P+T)
+        h = self.decoder(x, segment_positions(seg, P), attention_mask(seg, P), bias=bias)[:, P:]  # (B, T, D)
         logits = self.logits(h)
         if targets is None:
             return logits, None
@@ -148,10 +215,10 @@ class MolmoModel(nn.Module):
         return F.l1_loss(self.pointing(h[at]), goal)
 
     # --- inference steps (used by generate.py) ---------------------------------------------
-    def step(self, x: torch.Tensor, pos: torch.Tensor, mask: torch.Tensor, cache: KVCache | None
-             ) -> torch.Tensor:
+    def step(self, x: torch.Tensor, pos: torch.Tensor, mask: torch.Tensor, cache: KVCache | None,
+             bias: torch.Tensor | None = None) -> torch.Tensor:
         """Run embeddings x (B, T, D) at positions pos (B, T) -> final hidden states (B, T, D)."""
-        return self.decoder(x, pos, mask, cache)
+        return self.decoder(x, pos, mask, cache, bias=bias)
 
     def n_params(self, part: str | None = None) -> int:
         ps = self.parameters() if part is None else self.parts()[part]

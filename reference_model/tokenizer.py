@@ -64,6 +64,10 @@ class Tokenizer:
     def __len__(self) -> int:
         return len(self.vocab)
 
+    def id_of(self, word: str) -> int | None:
+        """The id of one vocabulary entry, None when it has none."""
+        return self._ids.get(word)
+
     def encode(self, text: str) -> list[int]:
         return [self._ids.get(w, self.unk_id) for w in split_words(text)]
 

@@ -68,6 +68,7 @@ class TrainConfig:
     save_every: int = 100
     heldout: int = 0  # groups per world source scored after each stage (0: no held-out check)
     ask_per_scene: int = 8  # questions drawn per scene of the world's ask stream
+    tagger: bool = True  # the encoder names what lies under each patch; its words join the visual tokens
     pool: int = 0  # scenes per world stream, cycled with new questions each pass (0: always new scenes)
     cache_features: bool = True  # keep a frozen encoder's output per pooled image instead of recomputing it
     meta: dict[str, Any] = field(default_factory=dict)  # recorded in the checkpoints (preset, command...)
@@ -255,7 +256,11 @@ def train(cfg: TrainConfig, out: Path, *, extra: dict[str, Sequence[Group]] | No
             tok = Tokenizer.from_json(json.loads(tok_file.read_text()))
         else:
             tok = tokenizer or build_tokenizer([t for g in (extra or {}).values() for x in g for t in _texts(x)])
-        model = MolmoModel(replace(cfg.model, vocab_size=len(tok)))
+        from .vision_pretrain import tag_sizes, tag_words
+
+        model = MolmoModel(replace(cfg.model, vocab_size=len(tok), tags=tag_sizes() if cfg.tagger else ()))
+        if cfg.tagger:
+            model.set_tag_words(tag_words(tok))
     tok_file.write_text(json.dumps(tok.to_json()) + "\n")
     (out / "train_config.json").write_text(json.dumps(_jsonable(cfg), indent=1) + "\n")
     state = _peek_state(out) if resume else None
@@ -288,8 +293,13 @@ def run_patch_stage(stage: StageConfig, model: MolmoModel, tok: Tokenizer, cfg: 
     """Stage 0: the vision encoder and a throw-away PatchHead on dense scene labels."""
     from . import vision_pretrain as vp
 
-    head = vp.PatchHead(model.cfg.vit_dim, model.cfg.stem[-1])
+    from .vision import PatchHead
+
+    # the model's own tagger, or a throw-away head when the model has none
+    tagger = model.vision.head if model.vision.head is not None else PatchHead(model.cfg.vit_dim, vp.tag_sizes())
+    head = vp.CharHead(model.cfg.stem[-1])
     params = list(model.vision.parameters()) + list(head.parameters())
+    params += [] if tagger is model.vision.head else list(tagger.parameters())
     for p in model.parameters():
         p.requires_grad_(False)
     for p in params:
@@ -307,7 +317,7 @@ def run_patch_stage(stage: StageConfig, model: MolmoModel, tok: Tokenizer, cfg: 
         pixels, labels, chars = vp.patch_batch([next(source) for _ in range(stage.batch_size)], model.cfg)
         for g in opt.param_groups:
             g["lr"] = g["base_lr"] * lr_at(step, stage)
-        loss = vp.patch_loss(model.vision, head, pixels, labels, chars, stats, stage.word_weight)
+        loss = vp.patch_loss(model.vision, tagger, head, pixels, labels, chars, stats, stage.word_weight)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, stage.grad_clip)
@@ -380,7 +390,8 @@ def _texts(g: Group) -> list[str]:
 
 def _jsonable(cfg: TrainConfig) -> dict[str, Any]:
     return {"model": cfg.model.to_json(), "stages": [asdict(s) for s in cfg.stages], "seed": cfg.seed,
-            "pointing": cfg.pointing, "threads": cfg.threads, "ask_per_scene": cfg.ask_per_scene, "meta": cfg.meta}
+            "pointing": cfg.pointing, "threads": cfg.threads, "ask_per_scene": cfg.ask_per_scene,
+            "tagger": cfg.tagger, "pool": cfg.pool, "cache_features": cfg.cache_features, "meta": cfg.meta}
 
 
 # --- progress -------------------------------------------------------------------------------------

@@ -64,6 +64,19 @@ def patch_embedding(cfg: ModelConfig) -> nn.Module:
     return nn.Sequential(*layers)
 
 
+class PatchHead(nn.Module):
+    """Linear heads on the encoder's patch features: logits of what lies under each patch, one
+    label per entry of ``sizes`` (category, colour, sign word; class 0 = nothing)."""
+
+    def __init__(self, dim: int, sizes: tuple[int, ...]):
+        super().__init__()
+        self.sizes = sizes
+        self.proj = nn.Linear(dim, sum(sizes))
+
+    def forward(self, feats: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return tuple(self.proj(feats).split(self.sizes, dim=-1))  # each (B, N, classes)
+
+
 class VisionEncoder(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
@@ -75,6 +88,7 @@ class VisionEncoder(nn.Module):
         self.col = nn.Parameter(torch.randn(G, D) * 0.02)
         self.blocks = nn.ModuleList(EncoderBlock(D, cfg.vit_heads, cfg.mlp_ratio) for _ in range(cfg.vit_layers))
         self.norm = nn.LayerNorm(D)
+        self.head = PatchHead(D, cfg.tags) if cfg.tags else None
         self.register_buffer("mean", torch.tensor(PIXEL_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(PIXEL_STD).view(1, 3, 1, 1), persistent=False)
 

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import ModelConfig
+from .tokenizer import Tokenizer
 
 IGNORE = -100
 # Most patches are background; without a weight the category loss is mostly "background" and the
@@ -50,18 +51,32 @@ class PatchExample:
     chars: np.ndarray  # (2G, 2G) int64: the glyph under each half-patch's centre (IGNORE off text)
 
 
-class PatchHead(nn.Module):
-    """Linear heads: category, colour, word on the encoder's patches; glyph on the stem's map."""
+class CharHead(nn.Module):
+    """Glyph classifier on the stem's half-resolution map (stage 0 only: an auxiliary target that
+    teaches the stem the letters before the encoder is asked for whole words)."""
 
-    def __init__(self, dim: int, stem_dim: int = 0):
+    def __init__(self, channels: int):
         super().__init__()
-        cats, cols, words = label_names()
-        self.sizes = (len(cats), len(cols), len(words))
-        self.proj = nn.Linear(dim, sum(self.sizes))
-        self.chars = nn.Conv2d(stem_dim, len(char_names()), kernel_size=1) if stem_dim else None
+        self.proj = nn.Conv2d(channels, len(char_names()), kernel_size=1)
 
-    def forward(self, feats: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        return tuple(self.proj(feats).split(self.sizes, dim=-1))  # each (B, N, classes)
+    def forward(self, half: torch.Tensor) -> torch.Tensor:
+        return self.proj(half)  # (B, n_chars, 2G, 2G)
+
+
+def tag_sizes() -> tuple[int, ...]:
+    """Classes per label of the encoder's patch tagger (ModelConfig.tags)."""
+    return tuple(len(names) for names in label_names())
+
+
+def tag_words(tok: Tokenizer) -> list[int]:
+    """The vocabulary id of every tagger class, in order (-1: nothing, or a word the vocabulary
+    lacks). Sign words map to their lower-case form, as answers write them."""
+    ids = []
+    for names in label_names():
+        for i, name in enumerate(names):
+            found = tok.id_of(name.lower()) if i else None
+            ids.append(-1 if found is None else found)
+    return ids
 
 
 def patch_labels(scene: object, grid: int) -> np.ndarray:
@@ -157,7 +172,7 @@ def patch_batch(examples: Sequence[PatchExample], cfg: ModelConfig
     return image_tensor([e.image for e in examples], cfg.image_size), labels, chars
 
 
-def patch_loss(vision: nn.Module, head: PatchHead, pixels: torch.Tensor, labels: torch.Tensor,
+def patch_loss(vision: nn.Module, head: nn.Module, char_head: CharHead | None, pixels: torch.Tensor, labels: torch.Tensor,
                chars: torch.Tensor | None = None, stats: dict[str, list[float]] | None = None,
                word_weight: float = 1.0) -> torch.Tensor:
     """The summed cross-entropies of the labels. ``stats``, when given, collects this batch's
@@ -173,8 +188,8 @@ def patch_loss(vision: nn.Module, head: PatchHead, pixels: torch.Tensor, labels:
     loss = loss + F.cross_entropy(logits[1].flatten(0, 1), flat[:, 1].flatten())
     if bool((flat[:, 2] != IGNORE).any()):
         loss = loss + word_weight * F.cross_entropy(logits[2].flatten(0, 1), flat[:, 2].flatten(), ignore_index=IGNORE)
-    if head.chars is not None and chars is not None and bool((chars != IGNORE).any()):
-        c_logits = head.chars(half)  # (B, n_chars, 2G, 2G)
+    if char_head is not None and chars is not None and bool((chars != IGNORE).any()):
+        c_logits = char_head(half)  # (B, n_chars, 2G, 2G)
         loss = loss + F.cross_entropy(c_logits, chars, ignore_index=IGNORE)
         if stats is not None:
             on = chars != IGNORE

@@ -13,6 +13,7 @@ torch = pytest.importorskip("torch")
 
 from molmo_eval.reference_model import checkpoint  # noqa: E402
 from molmo_eval.reference_model import train as rt  # noqa: E402
+from molmo_eval.reference_model import vision_pretrain as vp  # noqa: E402
 from molmo_eval.reference_model.config import preset  # noqa: E402
 from molmo_eval.reference_model.data import Group, ListSource, Mixture, without_points  # noqa: E402
 from molmo_eval.reference_model.model import MolmoModel  # noqa: E402
@@ -220,7 +221,9 @@ def test_vision_pretraining_stage_trains_only_the_encoder(tmp_path):
                         warmup=1)
     torch.manual_seed(0)
     tok = Tokenizer(WORDS)
-    before = MolmoModel(preset("tiny", vocab_size=len(tok))).state_dict()
+    before_model = MolmoModel(preset("tiny", vocab_size=len(tok), tags=vp.tag_sizes()))
+    before_model.set_tag_words(vp.tag_words(tok))
+    before = before_model.state_dict()
     out = rt.train(_cfg((st,)), tmp_path, tokenizer=tok)
     after, _, meta = checkpoint.load(out)
     sd = after.state_dict()

@@ -44,6 +44,7 @@ def main() -> int:
     ap.add_argument("--pool", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--heldout", type=int, default=60)
+    ap.add_argument("--no-tagger", action="store_true")
     ap.add_argument("--set", nargs="*", default=[], help="N.field=value overrides of stage N")
     ap.add_argument("--model", nargs="*", default=[], help="field=value overrides of the LM config")
     a = ap.parse_args()
@@ -68,12 +69,23 @@ def main() -> int:
     extra = bench_groups(a.bench_size)
     tok = rt.build_tokenizer([t for g in extra.values() for x in g for t in rt._texts(x)])
     torch.manual_seed(0)
-    model = MolmoModel(replace(mcfg, vocab_size=len(tok)))
-    model.vision.load_state_dict(ck["encoder"])
+    from molmo_eval.reference_model.vision_pretrain import tag_sizes, tag_words
+
+    tagger = not a.no_tagger
+    model = MolmoModel(replace(mcfg, vocab_size=len(tok), tags=tag_sizes() if tagger else ()))
+    enc = dict(ck["encoder"])
+    if "head" in ck:  # the first vision pilots kept the tagger apart from the encoder
+        enc |= {f"head.{k}": v for k, v in ck["head"].items() if k.startswith("proj.")}
+    if not tagger:
+        enc = {k: v for k, v in enc.items() if not k.startswith("head.")}
+    model.vision.load_state_dict(enc)
+    if tagger:
+        model.set_tag_words(tag_words(tok))
     out = Path("runs/pilots") / a.name
     init = out / "init"
     checkpoint.save(model, tok, init, {"pilot": a.name})
     cfg = rt.TrainConfig(model.cfg, tuple(stages), seed=0, threads=a.threads, heldout=a.heldout, pool=a.pool,
+                         tagger=tagger,
                          meta={"pilot": a.name, "command": " ".join(sys.argv)})
     last = rt.train(cfg, out, extra=extra, init=init)
     print(f"trained: {last}")

@@ -44,7 +44,7 @@ def evaluate(enc, head, batches) -> dict:
     enc.eval()
     with torch.no_grad():
         for px, lab, ch in batches:
-            vp.patch_loss(enc, head, px, lab, ch, stats)
+            vp.patch_loss(enc, enc.head, head, px, lab, ch, stats)
     enc.train()
     return {k: round(sum(v) / len(v), 4) for k, v in stats.items()}
 
@@ -67,8 +67,10 @@ def main() -> int:
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
     cfg = replace(preset("default"), **parse_sets(a.set)).validate()
-    enc, head = VisionEncoder(cfg), vp.PatchHead(cfg.vit_dim, cfg.stem[-1] if a.chars else 0)
-    params = list(enc.parameters()) + list(head.parameters())
+    cfg = replace(cfg, tags=vp.tag_sizes())
+    enc = VisionEncoder(cfg)
+    head = vp.CharHead(cfg.stem[-1]) if a.chars else None
+    params = list(enc.parameters()) + (list(head.parameters()) if head is not None else [])
     opt = torch.optim.AdamW(params, lr=a.lr, betas=(0.9, 0.95), weight_decay=0.05)
     stage = StageConfig(0, "vision", a.steps, a.batch, a.lr, a.lr, {}, warmup=20)
     src = vp.SceneSource(a.seed * 1000, cfg.grid, a.text_every).groups(0)
@@ -87,7 +89,7 @@ def main() -> int:
         data_t += time.perf_counter() - td
         for g in opt.param_groups:
             g["lr"] = a.lr * lr_at(step, stage)
-        loss = vp.patch_loss(enc, head, px, lab, ch, word_weight=a.word_weight)
+        loss = vp.patch_loss(enc, enc.head, head, px, lab, ch, word_weight=a.word_weight)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, a.clip)
@@ -101,7 +103,7 @@ def main() -> int:
             print(json.dumps(entry), flush=True)
             log.write(json.dumps(entry) + "\n")
             log.flush()
-    torch.save({"encoder": enc.state_dict(), "head": head.state_dict(), "model": cfg.to_json()},
+    torch.save({"encoder": enc.state_dict(), "chars": head.state_dict() if head is not None else {}, "model": cfg.to_json()},
                f"/work/pilots/vision-{a.name}.pt")
     return 0
 

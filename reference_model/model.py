@@ -10,7 +10,8 @@ after the prefix, so a packed segment computes exactly what it would alone.
 
 Grounding attention: when the encoder tags its patches (see connector.py), every text token's
 attention to a visual token gets an additive bias, per head a learned gain times the match between
-the text token's word embedding and the visual token's tags, so "kite" in a question looks at the
+the text token's word embedding (and of its segment's words so far) and the visual token's tags,
+so "kite" in a question looks at the
 tokens tagged "kite" from the first step of training instead of after a long plateau (a small
 decoder trained from scratch did not learn this content match in 600 steps, even from text).
 
@@ -166,12 +167,14 @@ class MolmoModel(nn.Module):
                   ) -> torch.Tensor | None:
         """(B, 2, T, n_keys) attention bias of T text queries towards the keys, from their word
         embeddings ``words`` (B, T, D) and the sums of their segments' word embeddings so far
-        ``context`` (B, T, D): the match of each with each visual token's tags, in units of a word
-        embedding's mean squared norm; 0 towards every other key. None without tags. A question's
-        noun grounds its own token; the context carries it to the answer position."""
+        ``context`` (B, T, D): the match of each with each visual token's tags, in units of the tag
+        words' mean squared norm (so a sure tag of the word itself matches about 1); 0 towards every
+        other key. None without tags. A question's noun grounds its own token; the context carries
+        it to the answer position."""
         if prefix.tags is None:
             return None
-        scale = self.embed.weight.detach().pow(2).sum(-1).mean()
+        ids = self.connector.tag_ids
+        scale = self.embed.weight.detach()[ids[ids >= 0]].pow(2).sum(-1).mean()
         match = torch.einsum("bktd,bnd->bktn", torch.stack([words, context], 1), prefix.tags) / scale
         bias = match.new_zeros(*match.shape[:3], n_keys)
         bias[..., 1:1 + match.shape[-1]] = match  # the visual tokens sit after <vision_start>

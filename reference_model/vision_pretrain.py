@@ -141,7 +141,7 @@ def char_labels(scene: object, grid: int) -> np.ndarray:
 
 
 # A text-rich scene (the PixMo-Docs of this world): signs only, so that reading sees many words
-TEXT_RICH = {"require": {"sign": 6}, "n_objects": (6, 6)}
+TEXT_RICH = {"require": {"sign": 4}, "n_objects": (6, 9)}
 
 
 class SceneSource:

@@ -14,7 +14,13 @@ torch = pytest.importorskip("torch")
 from molmo_eval.reference_model import checkpoint  # noqa: E402
 from molmo_eval.reference_model.config import ModelConfig, preset  # noqa: E402
 from molmo_eval.reference_model.generate import generate, generate_uncached  # noqa: E402
-from molmo_eval.reference_model.model import IGNORE, MolmoModel, attention_mask, segment_positions  # noqa: E402
+from molmo_eval.reference_model.model import (  # noqa: E402
+    IGNORE,
+    MolmoModel,
+    attention_mask,
+    segment_cumsum,
+    segment_positions,
+)
 from molmo_eval.reference_model.processing import collate, image_tensor, pack_row, prompt_ids  # noqa: E402
 from molmo_eval.reference_model.tokenizer import (  # noqa: E402
     SPECIALS,
@@ -28,9 +34,18 @@ WORDS = ("what", "color", "is", "the", "ball", "red", "blue", "yes", "no", "Poin
          "are", "none", "How", "many", "2", "3", "vqa2", "A", "B", "Options", ",", ".", "?", ":")
 
 
-def tiny_model(seed: int = 0, vocab: int = len(SPECIALS) + len(WORDS), peaked: bool = False) -> MolmoModel:
+# a tagger of three labels (nothing + 2 categories, nothing + 2 colours, nothing + 1 word)
+TAGS = (3, 3, 2)
+TAG_WORDS = (None, "ball", "cup", None, "red", "blue", None, "yes")
+
+
+def tiny_model(seed: int = 0, vocab: int = len(SPECIALS) + len(WORDS), peaked: bool = False,
+               tagged: bool = False) -> MolmoModel:
     torch.manual_seed(seed)
-    m = MolmoModel(preset("tiny", vocab_size=vocab))
+    m = MolmoModel(preset("tiny", vocab_size=vocab, tags=TAGS if tagged else ()))
+    if tagged:
+        t = tok()
+        m.set_tag_words([-1 if w is None else t.encode(w)[0] for w in TAG_WORDS])
     if peaked:  # larger weights: greedy choices are far from ties, so tokens compare exactly
         with torch.no_grad():
             for p in m.parameters():
@@ -95,14 +110,45 @@ def test_later_tokens_and_other_segments_do_not_change_earlier_logits():
     assert not torch.allclose(other_image[0, 0], base[0, 0]), "the image reaches the first text token"
 
 
-def test_a_packed_segment_computes_what_it_computes_alone():
-    m = tiny_model()
+@pytest.mark.parametrize("tagged", [False, True], ids=["plain", "tagged"])
+def test_a_packed_segment_computes_what_it_computes_alone(tagged):
+    m = tiny_model(tagged=tagged)
     px = rand_images(1)
     a = torch.randint(len(SPECIALS), m.cfg.vocab_size, (1, 5))
     b = torch.randint(len(SPECIALS), m.cfg.vocab_size, (1, 4))
     packed, _ = m(px, torch.cat([a, b], 1), torch.tensor([[1] * 5 + [2] * 4]))
     alone, _ = m(px, b, torch.ones(1, 4, dtype=torch.long))
     torch.testing.assert_close(packed[0, 5:], alone[0], atol=1e-5, rtol=1e-5)
+
+
+def test_segment_cumsum_restarts_with_each_segment():
+    x = torch.arange(1.0, 8.0).view(1, 7, 1)
+    seg = torch.tensor([[1, 1, 2, 2, 2, 0, 0]])
+    assert segment_cumsum(x, seg)[0, :, 0].tolist() == [1, 3, 3, 7, 12, 6, 13]
+
+
+def test_grounding_bias_looks_at_the_tokens_tagged_with_the_word():
+    """A patch tagged "cup" draws the attention of the word "cup", and of every later token of its
+    segment (the context), to its window only; other words get no pull."""
+    m = tiny_model(tagged=True)
+    t = tok()
+    with torch.no_grad():  # the tagger says "cup" on patch (0, 3) (window 1) and nothing elsewhere
+        m.vision.head.proj.weight.zero_()
+        m.vision.head.proj.bias.zero_()
+        m.vision.head.proj.bias[[0, 3, 6]] = 20.0
+    feats = torch.zeros(1, m.cfg.grid ** 2, m.cfg.vit_dim)
+    feats[0, 3, 0] = 1.0
+    with torch.no_grad():
+        m.vision.head.proj.weight[2, 0] = 40.0  # feature 0 -> "cup"
+        pre = m.prefix(feats=feats)
+        ids = torch.tensor([t.encode("the cup is red")])
+        words = m.embed(ids)
+        bias = m.grounding(words, words.cumsum(1), pre, m.cfg.prefix_len + 4)
+    word, ctx = bias[0, 0], bias[0, 1]  # (T, S) each
+    assert word[1, 2] > 0.9 and word[1, 2] == word[1].max()  # "cup" -> window 1 = key 2 (after <vision_start>)
+    assert word[0].abs().max() < 0.3 and word[3].abs().max() < 0.3  # "the", "red": no tag says them
+    assert ctx[3, 2] > 0.9 and ctx[0].abs().max() < 0.3  # the context carries "cup" to later tokens only
+    assert bias[0, :, :, m.cfg.prefix_len:].abs().max() == 0  # no bias towards text keys
 
 
 def test_segment_positions_restart_after_the_prefix():
@@ -171,8 +217,9 @@ def test_model_loss_ignores_prompt_predictions():
 
 # --- generation -----------------------------------------------------------------------------------
 
-def test_batched_generation_equals_unbatched_and_uncached():
-    m = tiny_model(peaked=True)
+@pytest.mark.parametrize("tagged", [False, True], ids=["plain", "tagged"])
+def test_batched_generation_equals_unbatched_and_uncached(tagged):
+    m = tiny_model(peaked=True, tagged=tagged)
     t = tok()
     prompts = [prompt_ids(t, p) for p in ("what color is the ball", "Point to the cup", "How many",
                                           "vqa2: what color is the red ball ? Options A B")]

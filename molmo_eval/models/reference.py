@@ -85,6 +85,7 @@ class ReferenceModel:
         import torch
 
         from molmo_eval.reference_model.generate import generate
+        from molmo_eval.reference_model.model import Prefix
         from molmo_eval.reference_model.processing import image_tensor, prompt_ids
 
         size = self.model.cfg.image_size
@@ -95,9 +96,9 @@ class ReferenceModel:
             todo = {k: r for k, r in zip(keys, requests) if k not in self._prefixes}
             if todo:  # the vision encoder runs once per image not met recently
                 px = image_tensor([_pixels(r, size) for r in todo.values()], size).to(self.device)
-                for k, pre in zip(todo, self.model.prefix(px)):
+                for k, pre in zip(todo, self.model.prefix(px).split()):
                     self._prefixes.put(k, pre)
-            prefix = torch.stack([self._prefixes.get(k) for k in keys])
+            prefix = Prefix.stack([self._prefixes.get(k) for k in keys])
             ids = generate(self.model, None, prompts, max(limits), prefix=prefix)
         texts = [self.tok.decode(seq[:n]) for seq, n in zip(ids, limits)]
         return [Generation(text=_cut(t, r.settings.stop)) for t, r in zip(texts, requests)]

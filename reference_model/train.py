@@ -55,6 +55,7 @@ class StageConfig:
     objective: str = "lm"  # "lm": next-token loss; "patches": stage-0 dense patch labels (vision only)
     text_every: int = 0  # patches objective: every k-th scene is a text-rich one (0: none)
     word_weight: float = 1.0  # patches objective: weight of the sign-word loss
+    glyphs: bool = True  # patches objective: also classify sign glyphs on the stem's half-resolution map
 
 
 @dataclass(frozen=True)
@@ -92,13 +93,16 @@ def stage_plan(preset_name: str, *, pointing: bool = True, fraction: float = 1.0
     point = {"point": 0.3, "ask": 0.25, "cap": 0.05} | ({"bench_ask": 0.2, "bench_point": 0.2} if bench else {})
     if not pointing:
         point = {k: v for k, v in point.items() if k not in ("point", "bench_point")}
+    # v3: the encoder is frozen after stage 0 (its features are cached per pooled image, ~4x the
+    # answers per second); stage 0 trains category and colour only (word and glyph targets cost
+    # 10 points of category accuracy in the pilots, docs/reference-model.md)
     all_stages = (
         StageConfig(0, "vision", steps[0], 2 * batch, lr=2e-3, vision_lr=2e-3, mixture={"scenes": 1.0},
-                    objective="patches", warmup=20),
+                    objective="patches", warmup=20, word_weight=0.0, glyphs=False),
         StageConfig(1, "caption", steps[1], batch, lr=2e-3, vision_lr=0.0, mixture={"cap": 1.0}, loss_on="text",
                     max_pairs=1),
-        StageConfig(2, "instruct", steps[2], batch, lr=1.5e-3, vision_lr=5e-4, mixture=ask, max_pairs=8),
-        StageConfig(3, "pointing", steps[3], batch, lr=7e-4, vision_lr=2e-4, mixture=point, max_pairs=8),
+        StageConfig(2, "instruct", steps[2], batch, lr=1.5e-3, vision_lr=0.0, mixture=ask, max_pairs=8),
+        StageConfig(3, "pointing", steps[3], batch, lr=7e-4, vision_lr=0.0, mixture=point, max_pairs=8),
     )
     wanted = set(stages) | ({0} if vision_pretrain and 1 in stages else set())
     return tuple(replace(s, steps=max(1, round(s.steps * fraction))) for s in all_stages if s.number in wanted)
@@ -107,8 +111,12 @@ def stage_plan(preset_name: str, *, pointing: bool = True, fraction: float = 1.0
 _PLAN_SIZES: dict[str, tuple[tuple[int, int, int, int], int]] = {
     "tiny": ((4, 4, 4, 4), 2),
     "small": ((200, 200, 600, 600), 16),
-    "default": ((1000, 400, 2600, 1700), 16),
+    "default": ((600, 300, 1600, 1000), 16),
 }
+
+# scenes per world stream (TrainConfig.pool): a pool small enough that the frozen encoder's features
+# are computed once per scene and reused as the stream cycles with new questions
+POOL: dict[str, int] = {"tiny": 0, "small": 2000, "default": 4000}
 
 
 # --- vocabulary ----------------------------------------------------------------------------------
@@ -297,8 +305,8 @@ def run_patch_stage(stage: StageConfig, model: MolmoModel, tok: Tokenizer, cfg: 
 
     # the model's own tagger, or a throw-away head when the model has none
     tagger = model.vision.head if model.vision.head is not None else PatchHead(model.cfg.vit_dim, vp.tag_sizes())
-    head = vp.CharHead(model.cfg.stem[-1])
-    params = list(model.vision.parameters()) + list(head.parameters())
+    head = vp.CharHead(model.cfg.stem[-1]) if stage.glyphs else None
+    params = list(model.vision.parameters()) + (list(head.parameters()) if head is not None else [])
     params += [] if tagger is model.vision.head else list(tagger.parameters())
     for p in model.parameters():
         p.requires_grad_(False)

@@ -121,32 +121,51 @@ def test_bundled_checkpoint_is_small_and_loads():
     assert meta.get("stage") == 3 and len(tok) == model.cfg.vocab_size
 
 
-def test_bundled_checkpoint_beats_the_blind_baseline(tmp_path):
-    """VQAv2 and GQA on fresh evaluation scenes, scored by the harness, against the best constant
-    answer (a blind model that ignores image and question). The constant is picked per task on the
-    same samples, which favours the blind side; the checkpoint must still beat it clearly."""
-    from collections import Counter
+# tasks on which the bundled checkpoint claims to beat the blind baseline (MODEL_CARD.md); the card
+# says why the others are missing
+BEATS_BLIND = CLAIMED_TASKS_PLACEHOLDER
 
-    from molmo_eval import evaluate
-    from molmo_eval.models.scripted import ScriptedModel
+
+def _blind_baseline_module():
+    """bench/blind_baseline.py: the blind model the model card compares with."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "bench" / "blind_baseline.py"
+    spec = importlib.util.spec_from_file_location("blind_baseline", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def fresh_world(tmp_path_factory):
+    """A world the checkpoint never saw (seed 4242), small enough for a test."""
     from molmo_eval.reference_model.world.world import WorldSize, write_world
 
-    size = WorldSize(vqav2=60, textvqa=0, gqa=60, refer=0, pope=0, mmbench=0, pointqa=0)
-    write_world(tmp_path / "data", size, seed=4242, benchmarks=["vqav2", "gqa"])
-    common = dict(data_root=tmp_path / "data", use_cache=False, bootstrap=0)
-    rec = evaluate(["vqav2", "gqa"], ReferenceModel(), output_path=tmp_path / "run", **common)
-    from molmo_eval.run import records
+    root = tmp_path_factory.mktemp("world4242")
+    write_world(root, WorldSize(vqav2=40, textvqa=0, gqa=30, refer=20, pope=20, mmbench=40, pointqa=80), seed=4242,
+                benchmarks=["vqav2", "gqa", "refer", "pope", "mmbench", "pointqa"])
+    return root
 
-    answers = Counter()
-    for line in records.iter_samples(tmp_path / "run"):
-        t = line["target"]
-        answers[(line["task"], t.get("answer") or (t.get("answers") or [""])[0])] += 1
-    for task in ("vqav2", "gqa"):
-        best = max((n, a) for (tk, a), n in answers.items() if tk == task)[1]
-        blind = evaluate([task], ScriptedModel(fn=lambda r, a=best: a, fingerprint=f"const-{best}"),
-                         output_path=tmp_path / f"blind-{task}", **common).tasks[task].metrics["accuracy"]
-        got = rec.tasks[task].metrics["accuracy"]
-        assert got.value >= blind.value + 0.1, (task, got, blind)
+
+@pytest.mark.parametrize("name", BEATS_BLIND)
+def test_bundled_checkpoint_beats_the_blind_baseline(name, fresh_world, tmp_path):
+    """On fresh evaluation scenes, the lower end of the checkpoint's 95% bootstrap CI on the task's
+    primary metric (every split pooled) lies above the blind baseline's value on the same samples. The
+    blind model (bench/blind_baseline.py: the most frequent answer per question type, the mean target
+    centre per location word) is fitted on the evaluated samples themselves, which favours it."""
+    from molmo_eval import evaluate
+    from molmo_eval.core import registry
+
+    blind = _blind_baseline_module()
+    task = registry.get_task(name)
+    rec = evaluate([name], ReferenceModel(), output_path=tmp_path / "run", data_root=fresh_world, use_cache=False,
+                   bootstrap=1000, seed=0)
+    got = rec.tasks[name].metrics[task.primary_metric]
+    samples = [s for split in task.default_splits for s in task.load(fresh_world / task.data_dir, split)]
+    base = blind.score(task, samples, blind.blind_table(name, samples, samples))[task.primary_metric]
+    assert len(samples) >= 40
+    assert got.ci_low is not None and got.ci_low > base, (name, got, base)
 
 
 def test_bundled_checkpoint_points_better_than_the_image_centre(tmp_path):

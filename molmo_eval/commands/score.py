@@ -29,6 +29,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--allow-missing", action="store_true",
                    help="score questions without a prediction as wrong instead of failing")
     p.add_argument("--output-path", type=Path, metavar="DIR", help="write the re-scored run here")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace a run of another evaluation in --output-path")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples (0: no CIs)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
@@ -46,32 +48,37 @@ def rescore_run(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from molmo_eval.core import registry
-    from molmo_eval.core.types import CoordSpace, Generation
-    from molmo_eval.run import records
-    from molmo_eval.run.scoring import sample_from_line, score_one, summarize_task
-    from molmo_eval.run.summary import print_table
+    from molmo_eval.core.types import CoordSpace
+    from molmo_eval.run import records, rundir
+    from molmo_eval.run.guard import score_sample
+    from molmo_eval.run.scoring import sample_from_line, summarize_task
+    from molmo_eval.run.summary import markdown_report, print_table
 
-    run = records.read_run(args.run)
+    run = records.read_run(args.run)  # refuses a folder whose files disagree with its record
+    if args.output_path is not None and args.output_path.resolve() != run.path.resolve():
+        rundir.check_output_path(args.output_path, run.record.config, overwrite=args.overwrite)
     space = CoordSpace(run.record.model.coord_space)
-    by_task: dict[str, list[dict[str, Any]]] = {}
-    for line in run.samples():
-        by_task.setdefault(line["task"], []).append(line)
+    by_task = _lines_by_task(run)
     results, all_lines = {}, []
     for name, old in run.record.tasks.items():
         task = registry.get_task(name, args.variant or old.variant)
         lines = by_task.get(name, [])
-        samples, scores, n_unparseable = [], [], 0
+        samples, scores, n_unparseable, n_failed = [], [], 0, 0
         for line in lines:
             s = sample_from_line(line)
-            failed = line.get("error") or line.get("output") is None
-            gen = None if failed else Generation.from_json(line["output"])
-            answer, sc = score_one(task, s, gen, space)
-            n_unparseable += int(answer is not None and not answer.parse_ok)
+            out = line.get("output")
+            failed = out is None or out.get("error") is not None  # no output: its image or the model failed
+            gen = None if failed or out is None else _generation(out, line)
+            scored = score_sample(task, s, gen, space)
+            n_unparseable += int(scored.answer is not None and not scored.answer.parse_ok)
+            n_failed += int(bool(failed or scored.error))
+            if not failed:  # parsing and scoring are redone: so is their verdict
+                line["error"] = scored.error
             samples.append(s)
-            scores.append(sc)
-            line["answer"] = None if answer is None else answer.to_json()
+            scores.append(scored.score)
+            line["answer"] = None if scored.answer is None else scored.answer.to_json()
         tr, final = summarize_task(task, samples, scores, seed=args.seed, n_boot=args.bootstrap,
-                                   n_failed=old.n_failed, n_unparseable=n_unparseable,
+                                   n_failed=n_failed, n_unparseable=n_unparseable,
                                    digests=old.data_digests, seconds=old.seconds)
         for line, sc in zip(lines, final):
             line["scores"] = {k: (None if v != v else v) for k, v in sc.values.items()}
@@ -80,13 +87,8 @@ def rescore_run(args: argparse.Namespace) -> int:
         all_lines.extend(lines)
     record = replace(run.record, tasks=results)
     if args.output_path is not None:
-        from molmo_eval.run.scores import write_scores
-        from molmo_eval.run.summary import markdown_report
-
-        records.write_samples(args.output_path, all_lines)
-        write_scores(args.output_path, all_lines)
-        records.atomic_write(args.output_path / records.REPORT, markdown_report(record))
-        records.write_record(args.output_path, record)
+        rundir.clean_stale(args.output_path)
+        record = rundir.write_run(args.output_path, record, all_lines, markdown_report(record))
     if args.json:
         print(json.dumps(record.to_json(), indent=2))
     else:
@@ -94,9 +96,40 @@ def rescore_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _generation(out: dict[str, Any], line: dict[str, Any]) -> Any:
+    from molmo_eval.core.errors import DataError
+    from molmo_eval.core.types import Generation
+
+    try:
+        return Generation.from_json(out)
+    except (TypeError, ValueError, AttributeError) as e:
+        raise DataError(f"malformed output ({type(e).__name__}: {str(e)[:200]})", path="samples.jsonl",
+                        record=f"uid {line['uid']}", field="output") from None
+
+
+def _lines_by_task(run: Any) -> dict[str, list[dict[str, Any]]]:
+    """The run's sample lines per task, refused (DataError) when they are not the record's samples:
+    a different count per task than its ``n``, a uid twice."""
+    from molmo_eval.core.errors import DataError
+    from molmo_eval.run import records
+
+    by_task: dict[str, list[dict[str, Any]]] = {}
+    seen: set[str] = set()
+    where = records.samples_path(run.path) or run.path / records.SAMPLES
+    for i, line in enumerate(run.samples(), 1):
+        if line["uid"] in seen:
+            raise DataError(f"sample {line['uid']} occurs twice", path=where, record=f"at line {i}", field="uid")
+        seen.add(line["uid"])
+        by_task.setdefault(line["task"], []).append(line)
+    records.check_counts(run.record, {t: len(v) for t, v in by_task.items()}, where)
+    return by_task
+
+
 def score_predictions(args: argparse.Namespace) -> int:
     from molmo_eval.core import registry
-    from molmo_eval.run.scoring import score_one, summarize_task
+    from molmo_eval.run.guard import score_sample
+    from molmo_eval.run.loading import load_split
+    from molmo_eval.run.scoring import summarize_task
 
     if not args.task:
         raise ConfigError("score --predictions: --task is required")
@@ -108,20 +141,21 @@ def score_predictions(args: argparse.Namespace) -> int:
         from molmo_eval.data.embedded import default_data_root
 
         root = default_data_root()
-    samples = task.load(root / task.data_dir, split)
-    preds = task.read_predictions(args.predictions, samples)
+    samples, _ = load_split(task, root / task.data_dir, split)
+    preds = read_predictions(task, args.predictions, samples)
     missing = [s.id for s in samples if s.uid not in preds]
     if missing and not args.allow_missing:
         raise DataError(f"{len(missing)} of {len(samples)} questions have no prediction (first: "
                         f"{', '.join(missing[:5])}); pass --allow-missing to score them as wrong",
                         path=args.predictions)
-    scores, n_unparseable = [], 0
+    scores, n_unparseable, n_failed = [], 0, len(missing)
     space = task.prediction_space()
     for s in samples:
-        answer, sc = score_one(task, s, preds.get(s.uid), space)
-        n_unparseable += int(answer is not None and not answer.parse_ok)
-        scores.append(sc)
-    tr, _ = summarize_task(task, samples, scores, seed=args.seed, n_boot=args.bootstrap, n_failed=len(missing),
+        scored = score_sample(task, s, preds.get(s.uid), space)
+        n_unparseable += int(scored.answer is not None and not scored.answer.parse_ok)
+        n_failed += int(s.uid in preds and scored.error is not None)
+        scores.append(scored.score)
+    tr, _ = summarize_task(task, samples, scores, seed=args.seed, n_boot=args.bootstrap, n_failed=n_failed,
                            n_unparseable=n_unparseable)
     if args.json:
         primary = tr.primary_metric
@@ -143,6 +177,20 @@ def score_predictions(args: argparse.Namespace) -> int:
     if missing:
         print(f"note: {len(missing)} questions had no prediction and were scored as wrong", file=sys.stderr)
     return 0
+
+
+def read_predictions(task: Any, path: Path, samples: Any) -> Any:
+    """The task's reader of a prediction file, with any failure of it a DataError naming the file."""
+    from molmo_eval.core.errors import MolmoEvalError
+
+    if not path.is_file():
+        raise DataError("missing prediction file" if not path.exists() else "not a regular file", path=path)
+    try:
+        return task.read_predictions(path, samples)
+    except MolmoEvalError:
+        raise
+    except Exception as e:  # a reader that did not foresee this file: never a traceback
+        raise DataError(f"cannot read predictions ({type(e).__name__}: {str(e)[:300]})", path=path) from e
 
 
 def _val(v: float) -> float | None:

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: the record lists the digests of its run folder's other files (`RunRecord.files`)
 
 Point = tuple[float, float]
 Box = tuple[float, float, float, float]
@@ -172,9 +172,9 @@ class Generation:
         pts = d.get("points")
         box = d.get("box")
         return cls(
-            text=d.get("text", ""),
-            points=None if pts is None else tuple((float(x), float(y)) for x, y in pts),
-            box=None if box is None else tuple(float(v) for v in box),  # type: ignore[arg-type]
+            text=d.get("text", ""),  # samples.jsonl stores NaN as null: read it back as NaN (never a crash)
+            points=None if pts is None else tuple((_unnum(x), _unnum(y)) for x, y in pts),
+            box=None if box is None else tuple(_unnum(v) for v in box),  # type: ignore[arg-type]
             error=d.get("error"),
         )
 
@@ -280,7 +280,7 @@ class RunRecord:
 
     run_id: str
     created: str  # ISO 8601, UTC
-    status: str  # "ok" | "failed"
+    status: str  # "ok" | "partial" (samples failed beyond --max-failures) | "failed" (a task failed)
     config: Mapping[str, Any]
     versions: Mapping[str, str]
     model: ModelInfo
@@ -290,6 +290,8 @@ class RunRecord:
     errors: tuple[str, ...] = ()  # task-level failures, one line each
     counts: Mapping[str, int] = field(default_factory=dict)  # model_calls, cache_hits, samples
     schema_version: int = SCHEMA_VERSION
+    # the run folder's other files: name -> {"sha256", "bytes"(, "lines")}; empty until written
+    files: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     def results_block(self) -> dict[str, dict[str, Any]]:
         """lmms-eval style ``results``: ``{task: {"<metric>,<filter>": v, "<metric>_stderr,<filter>": s}}``.
@@ -321,6 +323,7 @@ class RunRecord:
             "versions_tasks": {k: v.version for k, v in self.tasks.items()},
             "timings": {k: round(v, 4) for k, v in self.timings.items()},
             "n_failed": self.n_failed, "errors": list(self.errors), "counts": dict(self.counts),
+            "files": {k: dict(v) for k, v in self.files.items()},
         }
 
     @classmethod
@@ -333,6 +336,7 @@ class RunRecord:
             tasks={k: TaskResult.from_json(v) for k, v in d["tasks"].items()},
             timings=d.get("timings", {}), n_failed=int(d.get("n_failed", 0)),
             errors=tuple(d.get("errors", ())), counts=dict(d.get("counts", {})),
+            files={str(k): dict(v) for k, v in (d.get("files") or {}).items()},
         )
 
 

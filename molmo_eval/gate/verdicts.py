@@ -7,8 +7,11 @@ Semantics (docs/gate.md has the user's version):
 
 - every metric of every baseline task (or of ``tasks``) is compared; a task only in the current
   run is noted, not gated; breakdowns are not gated (too many comparisons);
+- every value is recomputed from the paired per-sample scores of both sides, never taken from a
+  record alone; a recomputed value that is not the recorded one means the run's files disagree
+  (ERROR), and a side without per-sample scores cannot be gated (ERROR);
 - ``drop`` is the deterioration in the metric's own units, signed by ``Metric.higher_is_better``;
-  the deltas come from the records, the p-values from paired per-sample scores (`molmo_eval.metrics.paired`),
+  the p-values come from paired per-sample scores (`molmo_eval.metrics.paired`),
   Holm-adjusted across all tests of the report unless ``correction="none"``;
 - policy ``both`` (default): a regression is ``drop > tolerance`` and ``p_adj < alpha``;
   ``tolerance``: ``drop > tolerance``; ``significance``: ``drop > 0`` and ``p_adj < alpha``.
@@ -268,11 +271,9 @@ def _task_problem(task: str, baseline: RunData, current: RunData, config: GateCo
                     f"more than --max-failed {config.max_failed}")
     b_rows, c_rows = _rows(baseline, task), _rows(current, task)
     if b_rows is None or c_rows is None:
-        if config.policy.needs_test:
-            side = "baseline" if b_rows is None else "current run"
-            return (f"the {side} has no per-sample scores for this task (run with --log-samples, or gate "
-                    f"with --policy tolerance)")
-        return "" if b.n == c.n else f"different number of samples: baseline {b.n}, current {c.n}"
+        side = "baseline" if b_rows is None else "current run"
+        return (f"the {side} has no per-sample scores for this task: the gate recomputes every metric from "
+                "them and never trusts a record's numbers alone (run with --log-samples)")
     return _uid_problem(b_rows, c_rows)
 
 
@@ -302,6 +303,8 @@ def _aligned(b: TaskRows, c: TaskRows) -> tuple[Columns, Columns]:
 
 def _measure_task(task: str, baseline: RunData, current: RunData, config: GateConfig,
                   resolve: MetricResolver) -> tuple[list[Measured], list[Verdict]]:
+    """Every metric of the task recomputed from both sides' per-sample scores (never taken from the
+    records alone) and tested; a metric whose recomputed value is not the recorded one is an ERROR."""
     b_tr, c_tr = baseline.record.tasks[task], current.record.tasks[task]
     errors: list[Verdict] = []
     names = []
@@ -312,12 +315,23 @@ def _measure_task(task: str, baseline: RunData, current: RunData, config: GateCo
             names.append(m)
     plugin, why = resolve(task, b_tr)
     b_rows, c_rows = _rows(baseline, task), _rows(current, task)
-    if b_rows is None or c_rows is None:  # tolerance policy without per-sample scores
-        note = "no per-sample scores: sample sets not verified (n and dataset digests match), no test"
-        return [Measured(task, m, b_tr.metrics[m].value, c_tr.metrics[m].value, _direction(plugin, m),
-                         None, "no per-sample scores", (note,)) for m in names], errors
+    assert b_rows is not None and c_rows is not None  # _task_problem refused the task otherwise
     base, cur = _aligned(b_rows, c_rows)
-    return _tests(task, names, b_tr, c_tr, base, cur, plugin, why, config), errors
+    sides = ((baseline.label, base, b_tr), (current.label, cur, c_tr))
+    chosen: dict[str, tuple[Metric, tuple[float, float], tuple[str, ...]]] = {}
+    for name in names:
+        metric, values, problem, notes = _recompute(name, sides, plugin, why)
+        if problem:
+            errors.append(Verdict(task, name, Outcome.ERROR, problem, b_tr.metrics[name].value,
+                                  c_tr.metrics[name].value, _direction(plugin, name), notes=notes))
+        else:
+            assert metric is not None and values is not None
+            chosen[name] = (metric, values, notes)
+    tests, failed = _run_tests(task, [m for m, _, _ in chosen.values()], base, cur, config)
+    measured = [Measured(task, name, values[0], values[1], _direction(plugin, name), tests.get(name),
+                         failed.get(name, "") if name not in tests else "", notes)
+                for name, (_metric, values, notes) in chosen.items()]
+    return measured, errors
 
 
 def _direction(plugin: Mapping[str, Metric] | None, name: str) -> bool:
@@ -325,43 +339,35 @@ def _direction(plugin: Mapping[str, Metric] | None, name: str) -> bool:
     return True if metric is None else metric.higher_is_better
 
 
-def _tests(task: str, names: Sequence[str], b_tr: TaskResult, c_tr: TaskResult, base: Columns,
-           cur: Columns, plugin: Mapping[str, Metric] | None, why: str, config: GateConfig) -> list[Measured]:
-    chosen: dict[str, tuple[Metric | None, str, tuple[str, ...]]] = {}
-    for name in names:
-        chosen[name] = _choose(name, b_tr, c_tr, base, cur, plugin, why)
-    testable = [metric for metric, _, _ in chosen.values() if metric is not None]
-    tests, failed = _run_tests(task, testable, base, cur, config)
-    out = []
-    for name, (_metric, untestable, notes) in chosen.items():
-        if name in failed:
-            untestable = failed[name]
-        hib = _direction(plugin, name)
-        out.append(Measured(task, name, b_tr.metrics[name].value, c_tr.metrics[name].value, hib,
-                             tests.get(name), untestable if name not in tests else "", notes))
-    return out
+Side = tuple[str, Columns, TaskResult]  # label (path), aligned per-sample columns, the record's result
 
 
-def _choose(name: str, b_tr: TaskResult, c_tr: TaskResult, base: Columns, cur: Columns,
-            plugin: Mapping[str, Metric] | None, why: str) -> tuple[Metric | None, str, tuple[str, ...]]:
-    """The Metric to test ``name`` with (or None and why not), and notes for the verdict."""
+def _recompute(name: str, sides: Sequence[Side], plugin: Mapping[str, Metric] | None, why: str
+               ) -> tuple[Metric | None, tuple[float, float] | None, str, tuple[str, ...]]:
+    """The Metric for ``name``, its value on each side's per-sample scores, and why it cannot be
+    used ("" when it can): no way to compute it, a failure, or a value its record does not state."""
     metric = plugin.get(name) if plugin is not None else None
     notes: tuple[str, ...] = ()
     if metric is None:
         lead = why or f"the task plugin has no metric {name!r}"
-        if not (name in base and name in cur and base[name].dtype.kind == "f"):
-            return None, f"{lead}; no per-sample column {name!r} to test instead", ()
+        if not all(name in cols and cols[name].dtype.kind == "f" for _, cols, _ in sides):
+            return None, None, f"{lead}; no per-sample column {name!r} to recompute it from", ()
         metric = mean(name)
-        notes = (f"{lead}: {name!r} tested as the per-sample mean of column {name!r}, higher assumed better",)
-    for side, cols, tr in (("baseline", base, b_tr), ("current", cur, c_tr)):
+        notes = (f"{lead}: {name!r} recomputed as the per-sample mean of column {name!r}, higher assumed "
+                 "better",)
+    values = []
+    for label, cols, tr in sides:
         try:
-            value = metric.value(cols)
-        except Exception as e:  # a plugin metric failing on the columns: untestable, never a crash
-            return None, f"metric failed on the {side} per-sample scores ({type(e).__name__}: {e})", notes
+            value = float(metric.value(cols))
+        except Exception as e:  # a plugin metric failing on the columns: cannot compare, never a crash
+            return None, None, f"the metric failed on the per-sample scores of {label} ({type(e).__name__}: {e})", notes
         recorded = tr.metrics[name].value
         if not (np.isclose(value, recorded, rtol=1e-9, atol=1e-12) or (math.isnan(value) and math.isnan(recorded))):
-            return None, (f"the {side} per-sample scores give {value:.6g}, the record says {recorded:.6g}"), notes
-    return metric, "", notes
+            return None, None, (f"{label}: the record (results.json) says {recorded:.6g} but its per-sample scores "
+                                f"give {value:.6g}; the run's files disagree (or the metric code changed "
+                                "without a task version bump)"), notes
+        values.append(value)
+    return metric, (values[0], values[1]), "", notes
 
 
 def _run_tests(task: str, metrics: Sequence[Metric], base: Columns, cur: Columns,

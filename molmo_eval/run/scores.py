@@ -13,7 +13,6 @@ stores its samples in the same form.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,9 +22,10 @@ import numpy as np
 
 from molmo_eval.core.errors import DataError
 from molmo_eval.metrics.stats import columns_from_lines
-from molmo_eval.run.records import SAMPLES, atomic_write, dumps, iter_samples
+from molmo_eval.run.records import SAMPLES, SCORES, atomic_write, dumps, iter_samples
 
-SCORES = "scores.json"
+__all__ = ["SCORES", "TaskRows", "rows_from_lines", "rows_from_samples", "scores_text", "task_json",
+           "task_rows_from_json", "write_scores"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -56,13 +56,16 @@ def rows_from_lines(lines: Iterable[Mapping[str, Any]], where: Path | str = SAMP
             for t, lines in by_task.items()}
 
 
-def write_scores(run_dir: Path, lines: Sequence[Mapping[str, Any]]) -> Path:
+def scores_text(lines: Sequence[Mapping[str, Any]]) -> str:
     """``scores.json``: every task's per-sample score columns, in the baseline file's ``samples`` form.
 
     A derived index of ``samples.jsonl`` that gates and reports read in a fraction of the time."""
     rows = rows_from_lines(lines)
-    text = "{\n" + ",\n".join(f"  {json.dumps(t)}: {dumps(task_json(r))}" for t, r in rows.items()) + "\n}\n"
-    atomic_write(run_dir / SCORES, text)
+    return "{\n" + ",\n".join(f"  {dumps(t)}: {dumps(task_json(r))}" for t, r in rows.items()) + "\n}\n"
+
+
+def write_scores(run_dir: Path, lines: Sequence[Mapping[str, Any]]) -> Path:
+    atomic_write(run_dir / SCORES, scores_text(lines))
     return run_dir / SCORES
 
 

@@ -69,7 +69,7 @@ def test_changing_the_variant_reuses_cached_outputs(toy_task, toy_root, tmp_path
     strict = evaluate("toy", model, **common)
     assert strict.tasks["toy"].metrics["accuracy"].value == 0.0
     calls = model.calls
-    lenient = evaluate("toy", model, variants={"toy": "lenient"}, **common)
+    lenient = evaluate("toy", model, variants={"toy": "lenient"}, **{**common, "output_path": tmp_path / "o2"})
     assert model.calls == calls  # a metric change never invalidates cached outputs
     assert lenient.tasks["toy"].metrics["accuracy"].value == 1.0
     assert lenient.tasks["toy"].variant == "lenient"
@@ -86,7 +86,8 @@ def test_a_failing_sample_is_isolated_recorded_and_counted(toy_task, toy_root, t
     assert tr.metrics["accuracy"].value == pytest.approx(39 / 40)
     bad = [ln for ln in out.lines if ln["error"]]
     assert [ln["uid"] for ln in bad] == ["toy/a/5"] and "boom" in bad[0]["error"]
-    assert out.exit_code == 0  # under --max-failures (no limit): the task still scored
+    # the task scored, but a failed sample is not a clean run: status partial, exit 1
+    assert out.record.status == "partial" and out.exit_code == 1
 
 
 def test_max_failures_stops_the_run_with_exit_code_1(toy_task, toy_root, tmp_path):
@@ -149,7 +150,7 @@ def test_limit_and_nan_free_json(toy_task, toy_root, tmp_path):
     text = (tmp_path / "o" / "results.json").read_text()
     assert "NaN" not in text
     data = json.loads(text)
-    assert data["schema_version"] == 1 and data["n-samples"]["toy"]["effective"] == 5
+    assert data["schema_version"] == 2 and data["n-samples"]["toy"]["effective"] == 5
     assert not math.isnan(data["tasks"]["toy"]["metrics"]["accuracy"]["value"])
 
 

@@ -30,12 +30,17 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     add("--seed", type=int, metavar="N", help="seed of the bootstrap CIs (default 0)")
     add("--output-path", "--output_path", type=Path, metavar="DIR",
         help="run directory for results.json, samples.jsonl, report.md (default: runs/<time>_<model>)")
+    p.add_argument("--overwrite", dest="overwrite", action="store_const", const=True, default=None,
+                   help="replace a finished run of a different evaluation in --output-path (the same "
+                        "command run again replaces its own run without it)")
     p.add_argument("--log-samples", "--log_samples", dest="log_samples", action="store_const", const=True,
                    default=None, help="write samples.jsonl (the default)")
     p.add_argument("--no-log-samples", dest="log_samples", action="store_const", const=False,
                    help="do not write samples.jsonl")
-    add("--max-failures", type=int, metavar="N",
-        help="stop the run once more than N samples failed (default: no limit); exit code 1")
+    add("--max-failures", metavar="N|P%",
+        help="failed samples to accept, as a count or a percentage of all samples: within it the run is "
+             "ok (exit 0), beyond it the run stops (exit 1). Default: none accepted, but the run goes on "
+             "and ends with status partial (exit 1)")
     add("--device", metavar="DEV", help="device passed to the model, e.g. cpu or cuda:0")
     p.add_argument("--no-cache", dest="use_cache", action="store_const", const=False, default=None,
                    help="do not read or write the response cache")
@@ -62,15 +67,22 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def config_from_args(args: argparse.Namespace) -> Any:
-    from molmo_eval.core.config import build, load_toml, parse_kv, parse_scoped
+    from molmo_eval.core.config import build, check_setting, load_toml, parse_kv, parse_scoped
 
     settings: dict[str, Any] = load_toml(args.config) if args.config else {}
     unknown_file = sorted(set(settings) - _TOML_KEYS)
-    if unknown_file:
-        raise ConfigError(f"--config {args.config}: unknown key(s) {', '.join(unknown_file)} "
-                          f"(expected some of {', '.join(sorted(_TOML_KEYS))})")
+    problems = [f"--config {args.config}: unknown key(s) {', '.join(unknown_file)} "
+                f"(expected some of {', '.join(sorted(_TOML_KEYS))})"] if unknown_file else []
+    for key, value in settings.items():
+        why = check_setting(key, value) if key != "tasks" else (
+            "" if isinstance(value, str) or (isinstance(value, list) and all(isinstance(t, str) for t in value))
+            else f"expected a list of task names, got {type(value).__name__}")
+        if why:
+            problems.append(f"--config {args.config}: key {key!r}: {why}")
+    if problems:
+        raise ConfigError(problems)
     for key in ("model", "batch_size", "limit", "seed", "output_path", "log_samples", "max_failures",
-                "device", "use_cache", "cache_dir", "prompt_style", "bootstrap", "workers"):
+                "device", "use_cache", "cache_dir", "prompt_style", "bootstrap", "workers", "overwrite"):
         v = getattr(args, key)
         if v is not None:
             settings[key] = v
@@ -98,7 +110,7 @@ def config_from_args(args: argparse.Namespace) -> Any:
 
 _TOML_KEYS = {"tasks", "model", "model_args", "batch_size", "limit", "seed", "output_path", "log_samples",
               "max_failures", "device", "use_cache", "cache_dir", "data_root", "data_dirs", "splits", "variants",
-              "prompt_style", "bootstrap", "workers"}
+              "prompt_style", "bootstrap", "workers", "overwrite"}
 
 
 def handle(args: argparse.Namespace) -> int:
@@ -118,4 +130,18 @@ def handle(args: argparse.Namespace) -> int:
         if outcome.run_dir is not None:
             print(f"results: {outcome.run_dir / 'results.json'}   report: {outcome.run_dir / 'report.md'}",
                   file=sys.stderr)
+    note = status_line(outcome.record)
+    if note:
+        print(note, file=sys.stderr)
     return outcome.exit_code
+
+
+def status_line(record: Any) -> str:
+    """One line for a run that did not end ``ok``: what failed, and what to do about it."""
+    if record.status == "partial":
+        return (f"molmo-eval: {record.n_failed} sample(s) failed (status partial, exit 1); run the same "
+                "command again to retry them (finished samples come from the cache), or accept a known-"
+                "flaky backend with --max-failures N or P%")
+    if record.status == "failed":
+        return f"molmo-eval: the run failed ({'; '.join(record.errors) or 'see above'}); exit 1"
+    return ""

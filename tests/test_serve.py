@@ -342,3 +342,73 @@ def test_server_close_is_prompt():
     t = time.monotonic()
     server.close()
     assert time.monotonic() - t < 2
+
+
+# --- memory bounds: decoded pixels per request, requests in flight (issue 14) ----------------------
+
+
+def bomb_png(width: int, height: int) -> bytes:
+    """A few hundred bytes of PNG whose header declares width x height pixels (no real pixel data):
+    the kind of small upload that would decode to gigabytes."""
+    import struct
+    import zlib
+
+    buf = io.BytesIO()
+    PILImage.new("RGB", (1, 1)).save(buf, format="PNG")
+    data = bytearray(buf.getvalue())
+    ihdr = data.index(b"IHDR")
+    data[ihdr + 4:ihdr + 12] = struct.pack(">II", width, height)
+    data[ihdr + 17:ihdr + 21] = struct.pack(">I", zlib.crc32(bytes(data[ihdr:ihdr + 17])))
+    return bytes(data)
+
+
+def test_decoded_pixels_per_request_are_bounded_before_decoding(monkeypatch):
+    from molmo_eval.interop import serve
+
+    decoded = []
+    real = serve.load_image
+    monkeypatch.setattr(serve, "load_image", lambda ref, decode: decoded.append(1) or real(ref, decode))
+    url = "data:image/png;base64," + base64.b64encode(bomb_png(7900, 7900)).decode()
+    model = ScriptedModel(fn=echo)
+    model.needs_pixels = True
+    with Server(model, port=0) as server:
+        body = json.dumps({"model": "scripted", "messages": user("four huge images", *[url] * 4)}).encode()
+        status, answer = raw(server, "POST", "/v1/chat/completions", body)
+        assert status == 413 and answer["error"]["code"] == "request_too_large"
+        assert decoded == []  # refused from the headers: nothing was decoded
+        small = json.dumps({"model": "scripted", "messages": user("ok", png_url((20, 10)))}).encode()
+        assert raw(server, "POST", "/v1/chat/completions", small)[0] == 200
+    with Server(ScriptedModel(fn=echo), port=0, max_request_pixels=299) as server:
+        two = json.dumps({"model": "scripted", "messages": user("x", png_url((15, 10)), png_url((15, 10)))})
+        assert raw(server, "POST", "/v1/chat/completions", two.encode())[0] == 413  # 150 + 150 px > 299
+        one = json.dumps({"model": "scripted", "messages": user("x", png_url((15, 10)))})
+        assert raw(server, "POST", "/v1/chat/completions", one.encode())[0] == 200
+
+
+def test_requests_beyond_the_in_flight_limit_get_503_with_retry_after():
+    entered, release = threading.Event(), threading.Event()
+
+    def slow(r):
+        entered.set()
+        release.wait(10)
+        return "done"
+
+    with Server(ScriptedModel(fn=slow), port=0, max_in_flight=1) as server:
+        body = json.dumps({"model": "scripted", "messages": user("x")}).encode()
+        first: list = []
+        t = threading.Thread(target=lambda: first.append(raw(server, "POST", "/v1/chat/completions", body)))
+        t.start()
+        assert entered.wait(10)  # the first request holds the only slot
+        host, port = server.httpd.server_address[:2]
+        conn = http.client.HTTPConnection(host, port, timeout=10)
+        try:
+            conn.request("POST", "/v1/chat/completions", body=body)
+            resp = conn.getresponse()
+            assert resp.status == 503 and resp.getheader("Retry-After") == "1"
+            assert json.loads(resp.read())["error"]["code"] == "server_busy"
+        finally:
+            conn.close()
+        release.set()
+        t.join(10)
+        assert first[0][0] == 200
+        assert raw(server, "POST", "/v1/chat/completions", body)[0] == 200  # the slot is free again

@@ -12,6 +12,12 @@ HTTP 400 (404 for an unknown model or path, 413 for a too-large body) with OpenA
 clients such as the `openai` model retry. It binds to 127.0.0.1 by default and never fetches
 remote image URLs. With ``api_key_env`` it requires ``Authorization: Bearer <key>``.
 
+Memory is bounded per request and in total: a body is at most `MAX_BODY_BYTES`; the images of one
+request may decode to at most ``max_request_pixels`` pixels together (sizes are read from the image
+headers before anything is decoded, so a small PNG that would decode to gigabytes costs nothing;
+413 beyond); and at most ``max_in_flight`` chat requests are read, decoded and answered at once
+(503 with ``Retry-After`` beyond, which clients such as the `openai` model retry).
+
 A served request carries no sample id: the model sees ``uid="serve/<n>"``, answer kind TEXT and
 no task, unless the client sends the extension field ``"molmo_eval": {"answer_kind", "task"}``
 (the `openai` model does with ``send_hints=true``). Models whose outputs are keyed by sample id
@@ -24,6 +30,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
+import io
 import itertools
 import json
 import logging
@@ -47,6 +54,8 @@ log = logging.getLogger(__name__)
 MAX_IMAGES = 16  # per request
 MAX_BODY_BYTES = MAX_IMAGES * (MAX_IMAGE_BYTES * 4 // 3 + 1024)
 MAX_TOKENS = 32_768
+MAX_REQUEST_PIXELS = 64_000_000  # decoded pixels of all images of one request (~190 MB as RGB)
+MAX_IN_FLIGHT = 32  # chat requests being read, decoded or answered at once
 
 
 class ApiError(Exception):
@@ -73,6 +82,11 @@ class ApiError(Exception):
 
 def decode_data_url(url: str, *, decode_pixels: bool, param: str) -> Image:
     """A ``data:image/...;base64,...`` URL -> an Image, with the harness's byte and pixel caps."""
+    return _load(data_url_bytes(url, param=param), decode_pixels, param)
+
+
+def data_url_bytes(url: str, *, param: str) -> bytes:
+    """The encoded image bytes of a ``data:image/...;base64,...`` URL."""
     if not url.startswith("data:"):
         raise ApiError(
             400,
@@ -99,20 +113,45 @@ def decode_data_url(url: str, *, decode_pixels: bool, param: str) -> Image:
         raise ApiError(
             400, f"image data URL has invalid base64 ({e})", param=param, code="invalid_image_url"
         ) from None
+    return raw
+
+
+def _load(raw: bytes, decode_pixels: bool, param: str) -> Image:
     try:
         return load_image(ImageRef(data=raw), decode_pixels)
     except DataError as e:
         raise ApiError(400, f"unreadable image: {e}", param=param, code="invalid_image") from None
 
 
-def _content_parts(content: Any, i: int, decode_pixels: bool) -> tuple[list[str], list[Image]]:
+def check_pixel_budget(images: list[tuple[bytes, str]], max_pixels: int) -> None:
+    """Refuse (413) a request whose images would decode to more than ``max_pixels`` pixels together,
+    reading only their headers."""
+    from PIL import Image as PILImage
+
+    total = 0
+    for raw, param in images:
+        try:
+            with PILImage.open(io.BytesIO(raw)) as im:
+                w, h = im.size
+        except Exception as e:  # PIL raises many types for what is not an image
+            raise ApiError(400, f"unreadable image ({type(e).__name__}: {e})", param=param,
+                           code="invalid_image") from None
+        total += w * h
+        if total > max_pixels:
+            raise ApiError(413, f"the images of this request have more than {max_pixels} pixels together "
+                                f"(the server's --max-request-pixels)", param=param, code="request_too_large")
+
+
+def _content_parts(content: Any, i: int) -> tuple[list[str], list[tuple[bytes, str]]]:
+    """Text parts and (encoded image bytes, param) of one message; images are decoded later, once
+    the request's pixel budget is checked."""
     where = f"messages[{i}].content"
     if isinstance(content, str):
         return [content], []
     if not isinstance(content, list):
         raise ApiError(400, f"{where} must be a string or a list of content parts", param=where)
     texts: list[str] = []
-    images: list[Image] = []
+    images: list[tuple[bytes, str]] = []
     for j, part in enumerate(content):
         p = f"{where}[{j}]"
         kind = part.get("type") if isinstance(part, dict) else None
@@ -123,7 +162,7 @@ def _content_parts(content: Any, i: int, decode_pixels: bool) -> tuple[list[str]
             url = ref.get("url") if isinstance(ref, dict) else ref
             if not isinstance(url, str):
                 raise ApiError(400, f"{p}.image_url.url must be a string", param=f"{p}.image_url")
-            images.append(decode_data_url(url, decode_pixels=decode_pixels, param=f"{p}.image_url"))
+            images.append((data_url_bytes(url, param=f"{p}.image_url"), f"{p}.image_url"))
         else:
             raise ApiError(
                 400,
@@ -156,7 +195,8 @@ def _settings(body: Mapping[str, Any]) -> GenerationSettings:
     return GenerationSettings(max_new_tokens=max_tokens, temperature=float(temperature), stop=tuple(stop))
 
 
-def parse_chat_request(raw: bytes, *, served: str, decode_pixels: bool, uid: str) -> Request:
+def parse_chat_request(raw: bytes, *, served: str, decode_pixels: bool, uid: str,
+                       max_pixels: int = MAX_REQUEST_PIXELS) -> Request:
     """A chat-completions body -> one Request, or an ApiError naming the offending field.
 
     Only user turns are accepted (the harness's models answer one prompt): their text parts are
@@ -184,7 +224,7 @@ def parse_chat_request(raw: bytes, *, served: str, decode_pixels: bool, uid: str
     if not isinstance(messages, list) or not messages:
         raise ApiError(400, "messages must be a non-empty list", param="messages")
     texts: list[str] = []
-    images: list[Image] = []
+    raws: list[tuple[bytes, str]] = []
     for i, m in enumerate(messages):
         if not isinstance(m, dict) or m.get("role") != "user":
             role = m.get("role") if isinstance(m, dict) else None
@@ -194,11 +234,13 @@ def parse_chat_request(raw: bytes, *, served: str, decode_pixels: bool, uid: str
                 f"images), got role {role!r}",
                 param=f"messages[{i}].role",
             )
-        t, ims = _content_parts(m.get("content"), i, decode_pixels)
+        t, ims = _content_parts(m.get("content"), i)
         texts += t
-        images += ims
-    if len(images) > MAX_IMAGES:
+        raws += ims
+    if len(raws) > MAX_IMAGES:
         raise ApiError(400, f"at most {MAX_IMAGES} images per request", param="messages")
+    check_pixel_budget(raws, max_pixels)
+    images = [_load(data, decode_pixels, param) for data, param in raws]
     kind, task = _hints(body.get("molmo_eval"))
     return Request(
         uid=uid,
@@ -339,9 +381,16 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if not self._authorized():
             return
+        app = self.server.app
+        if not app.admit():  # too many requests in flight: refuse before reading the body
+            self.close_connection = True
+            self._send_error(ApiError(503, f"the server is answering {app.max_in_flight} requests already; "
+                                           "retry later", code="server_busy", kind="server_error"),
+                             retry_after=1)
+            return
         try:
             raw = self._read_body()
-            status, body = self.server.app.complete(raw)
+            status, body = app.complete(raw)
         except ApiError as e:
             self._send_error(e)
             return
@@ -349,6 +398,8 @@ class _Handler(BaseHTTPRequestHandler):
             log.exception("chat completion failed")
             self._send_error(ApiError(500, f"{type(e).__name__}: {e}", kind="server_error"))
             return
+        finally:
+            app.release()
         self._send(status, body)
 
     def _authorized(self) -> bool:
@@ -382,14 +433,16 @@ class _Handler(BaseHTTPRequestHandler):
         elif length:
             self.close_connection = True
 
-    def _send_error(self, e: ApiError) -> None:
-        self._send(e.status, e.body())
+    def _send_error(self, e: ApiError, retry_after: int | None = None) -> None:
+        self._send(e.status, e.body(), retry_after)
 
-    def _send(self, status: int, body: Mapping[str, Any]) -> None:
+    def _send(self, status: int, body: Mapping[str, Any], retry_after: int | None = None) -> None:
         data = json.dumps(body).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
+        if retry_after is not None:
+            self.send_header("Retry-After", str(retry_after))
         if self.close_connection:
             self.send_header("Connection", "close")
         self.end_headers()
@@ -409,10 +462,20 @@ class _HTTPServer6(_HTTPServer):
 class App:
     """What the handlers call: request -> Request -> batcher -> completion body."""
 
-    def __init__(self, model: Model, served: str, batcher: Batcher, api_key: str | None):
+    def __init__(self, model: Model, served: str, batcher: Batcher, api_key: str | None, *,
+                 max_request_pixels: int = MAX_REQUEST_PIXELS, max_in_flight: int = MAX_IN_FLIGHT):
         self.model, self.served, self.batcher, self.api_key = model, served, batcher, api_key
         self._ids = itertools.count()
         self.created = int(time.time())
+        self.max_request_pixels, self.max_in_flight = max_request_pixels, max_in_flight
+        self._slots = threading.BoundedSemaphore(max_in_flight)
+
+    def admit(self) -> bool:
+        """Take a slot for one chat request (False at once when all ``max_in_flight`` are taken)."""
+        return self._slots.acquire(blocking=False)
+
+    def release(self) -> None:
+        self._slots.release()
 
     def models_body(self) -> dict[str, Any]:
         m = self.model
@@ -436,7 +499,8 @@ class App:
 
     def complete(self, raw: bytes) -> tuple[int, dict[str, Any]]:
         req = parse_chat_request(
-            raw, served=self.served, decode_pixels=self.model.needs_pixels, uid=f"serve/{next(self._ids)}"
+            raw, served=self.served, decode_pixels=self.model.needs_pixels, uid=f"serve/{next(self._ids)}",
+            max_pixels=self.max_request_pixels,
         )
         gen = self.batcher.submit(req)
         if gen.error is not None:
@@ -461,9 +525,12 @@ class Server:
         max_batch: int = 8,
         batch_wait_s: float = 0.0,
         api_key: str | None = None,
+        max_request_pixels: int = MAX_REQUEST_PIXELS,
+        max_in_flight: int = MAX_IN_FLIGHT,
     ):
         self.batcher = Batcher(model, max_batch=max_batch, wait_s=batch_wait_s)
-        self.app = App(model, served_name or model.name, self.batcher, api_key)
+        self.app = App(model, served_name or model.name, self.batcher, api_key,
+                       max_request_pixels=max_request_pixels, max_in_flight=max_in_flight)
         self.httpd = (_HTTPServer6 if ":" in host else _HTTPServer)((host, port), _Handler)
         self.httpd.app = self.app
         self._thread: threading.Thread | None = None

@@ -43,7 +43,7 @@ from molmo_eval.core.types import (
     SampleScore,
 )
 from molmo_eval.data.files import confined, field, iter_jsonl, read_json
-from molmo_eval.data.validate import box_xyxy, coords, image_size, unique
+from molmo_eval.data.validate import box_xyxy, coords, image_size, point_in_image, unique
 from molmo_eval.metrics import grounding as gr
 from molmo_eval.metrics.generic import mean
 from molmo_eval.parsing.count import number_words_to_digits, parse_count, states_count
@@ -91,7 +91,7 @@ def _targets(rec: Mapping[str, Any], size: tuple[int, int], path: Path, where: s
     rles: list[dict[str, Any] | None] = []
     for j, m in enumerate(masks):
         try:
-            rles.append(None if m is None else gr.segmentation_rle(m, size[1], size[0]))
+            rles.append(None if m is None else gr.checked_rle(m, size[1], size[0]))
         except Exception as e:  # pycocotools raises several types for malformed masks
             raise DataError(f"malformed mask {j} ({type(e).__name__}: {e})", path=path, record=where,
                             field="masks", expected="COCO RLE {size, counts} or polygon lists") from None
@@ -133,9 +133,9 @@ def load_point_and_ask(task: str, data_dir: Path, path: Path, split: str) -> lis
     for i, rec in enumerate(data):
         where = f"[{i}]"
         qid = field(rec, "question_id", path=path, index=where, types=(int, str))
-        point = _xy(field(rec, "point", path=path, index=where), 2)
-        if point is None:
-            raise DataError("malformed point", path=path, record=where, field="point", expected="[x, y] pixels")
+        size = _size(rec, path, where)
+        point = point_in_image(field(rec, "point", path=path, index=where), size, path=path, index=where,
+                               name="point")
         answer = field(rec, "answer", path=path, index=where, types=str)
         answers = rec.get("answers") or [answer]
         if not isinstance(answers, list) or not all(isinstance(a, str) for a in answers):
@@ -145,8 +145,7 @@ def load_point_and_ask(task: str, data_dir: Path, path: Path, split: str) -> lis
             id=str(qid), task=task, split=split, image=_image(data_dir, rec, path, where),
             prompt_fields={"question": field(rec, "question", path=path, index=where, types=str),
                            "point": point},
-            target={"answer": answer, "answers": answers}, meta={"kind": None},
-            image_size=_size(rec, path, where)))
+            target={"answer": answer, "answers": answers}, meta={"kind": None}, image_size=size))
     unique(((s.id, f"[{i}]") for i, s in enumerate(out)), path=path, name="question_id")
     return out
 

@@ -92,7 +92,7 @@ def _target(ann: Mapping[str, Any], img: Mapping[str, Any], inst_path: Path) -> 
     w, h = image_size(img, path=inst_path, index=f"image {img.get('id')}")
     segm = field(ann, "segmentation", path=inst_path, index=where)
     try:
-        rle = gr.segmentation_rle(segm, h, w)
+        rle = gr.checked_rle(segm, h, w)
     except Exception as e:  # pycocotools raises several types for malformed polygons
         raise DataError(f"malformed segmentation ({type(e).__name__}: {e})", path=inst_path, record=where,
                         field="segmentation", expected="COCO polygons or RLE") from None

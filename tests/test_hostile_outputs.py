@@ -114,6 +114,31 @@ def test_a_parser_that_raises_fails_only_its_sample(toy_task, toy_root, tmp_path
     assert again.calls == 0 and out2.record.tasks["toy"].n_failed == 1
 
 
+def test_malformed_structured_answers_fail_their_sample_and_nothing_else(toy_task, toy_root, tmp_path):
+    from decimal import Decimal
+
+    def fn(r):
+        sid = int(r.uid.rsplit("/", 1)[1])
+        if sid == 1:
+            return Generation(text="red", points=((Decimal(1), Decimal(2)),))  # not JSON: made plain floats
+        if sid == 2:
+            return Generation(text="red", points=((1.0, 2.0, 3.0),))  # three numbers: not a point
+        if sid == 3:
+            return Generation(text="red", box=(1.0,))
+        if sid == 4:
+            return Generation(text="red", error=RuntimeError("not a string"))  # type: ignore[arg-type]
+        return oracle_text(r.uid, toy_root)
+
+    rec = evaluate("toy", ScriptedModel(fn=fn, fingerprint="structured"), data_root=toy_root, bootstrap=0,
+                   cache_dir=tmp_path / "c", output_path=tmp_path / "o")
+    errors = {ln["id"]: ln["error"] for ln in records.iter_samples(tmp_path / "o") if ln["error"]}
+    assert set(errors) == {"2", "3", "4"} and "point of 3 numbers" in errors["2"]
+    assert errors["4"] == "not a string" and rec.tasks["toy"].n == 40
+    again = ScriptedModel(fn=lambda r: "unused", fingerprint="structured")
+    evaluate("toy", again, data_root=toy_root, bootstrap=0, cache_dir=tmp_path / "c", output_path=tmp_path / "o")
+    assert again.calls == 3  # only the failed samples are asked again; sample 1 came from the cache
+
+
 @pytest.mark.parametrize("use_cache", [True, False])
 def test_lone_surrogates_are_stored_losslessly(toy_task, toy_root, tmp_path, use_cache):
     text = "red\ud800 and \udfff"

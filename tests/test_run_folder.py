@@ -70,6 +70,16 @@ def test_cli_refuses_a_reused_output_path_with_exit_2(toy_task, toy_root, tmp_pa
     assert records.read_run(tmp_path / "o").record.tasks["toy"].n == 3
 
 
+@pytest.mark.parametrize("name", [records.RESULTS, records.SAMPLES])
+def test_a_run_file_that_is_not_a_regular_file_is_never_replaced(toy_task, toy_root, tmp_path, name):
+    out = tmp_path / "o"
+    (out / name).mkdir(parents=True)
+    model = ScriptedModel(fn=oracle(toy_root))
+    with pytest.raises(ConfigError, match=f"{name} is not a regular file"):
+        run(cfg(toy_root, out, use_cache=False, overwrite=True), model=model, show_progress=False)
+    assert model.calls == 0 and (out / name).is_dir()
+
+
 def test_a_run_without_samples_replaces_the_old_samples(toy_task, toy_root, tmp_path):
     out = tmp_path / "o"
     run(cfg(toy_root, out, use_cache=False), model=ScriptedModel(fn=oracle(toy_root)), show_progress=False)

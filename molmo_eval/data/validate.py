@@ -8,7 +8,8 @@ width Infinity that every point hits):
 
 - numbers are finite (JSON files may hold ``NaN`` and ``Infinity``, Python reads them) and never
   booleans;
-- image sizes are positive integers (an integral float such as ``640.0`` is accepted);
+- image sizes are positive integers (an integral float such as ``640.0`` is accepted), no larger
+  than an image the harness would load;
 - boxes are four finite numbers with non-negative width and height;
 - points are finite pairs;
 - integers written as text (MMBench's ``index`` and ``g_index``) are bounded numerals;
@@ -25,6 +26,7 @@ from typing import Any
 
 from molmo_eval.core.errors import DataError
 from molmo_eval.data.files import field
+from molmo_eval.data.images import MAX_IMAGE_PIXELS
 
 MAX_DIMENSION = 1 << 20  # pixels along one side; larger is a corrupt record, not an image
 _INT_TEXT = re.compile(r"\s*[+-]?\d{1,18}(?:\.0*)?\s*")
@@ -56,8 +58,22 @@ def dimension(rec: Any, name: str, *, path: Path, index: object) -> int:
 
 def image_size(rec: Any, *, path: Path, index: object, width: str = "width",
                height: str = "height") -> tuple[int, int]:
-    """(W, H) from two fields of ``rec``."""
-    return (dimension(rec, width, path=path, index=index), dimension(rec, height, path=path, index=index))
+    """(W, H) from two fields of ``rec``: positive integers, at most `MAX_IMAGE_PIXELS` together (no
+    image the harness would load is larger)."""
+    w, h = dimension(rec, width, path=path, index=index), dimension(rec, height, path=path, index=index)
+    if w * h > MAX_IMAGE_PIXELS:
+        raise DataError(f"declares a {w}x{h} image", path=path, record=index, field=width,
+                        expected=f"at most {MAX_IMAGE_PIXELS} pixels")
+    return w, h
+
+
+def point_in_image(v: Any, size: tuple[int, int], *, path: Path, index: object, name: str) -> list[float]:
+    """A point ``[x, y]`` of finite pixels inside the image (borders included)."""
+    p = coords(v, 2)
+    if p is None or not (0 <= p[0] <= size[0] and 0 <= p[1] <= size[1]):
+        raise DataError(f"point {_shown(v)}", path=path, record=index, field=name,
+                        expected=f"[x, y] pixels inside the {size[0]}x{size[1]} image")
+    return p
 
 
 def coords(v: Any, n: int) -> list[float] | None:
@@ -113,4 +129,4 @@ def _shown(v: Any) -> str:
 
 
 __all__ = ["box_xywh", "box_xyxy", "coords", "dimension", "image_size", "int_text", "is_number", "number",
-           "unique"]
+           "point_in_image", "unique"]

@@ -19,7 +19,7 @@ by sample uid. It is read from any of
   ``samples`` has the form of a run's ``scores.json`` (`molmo_eval.run.scores`), so a task's
   metrics compute the same values from either. Prompts, outputs and targets are left out: the file stays small
   enough to commit (a few MB per 100,000 samples). ``samples`` is null when the run was made without
-  a per-sample log; such a baseline can only gate with ``--policy tolerance``.
+  a per-sample log; such a baseline cannot gate (every verdict is recomputed from per-sample scores).
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numbers
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from molmo_eval.core.errors import MolmoEvalError
 from molmo_eval.core.model import Model
@@ -42,16 +42,33 @@ def generate_safe(model: Model, reqs: Sequence[Request]) -> list[Generation]:
         gens = model.generate(reqs)
         if len(gens) != len(reqs):
             raise RuntimeError(f"model returned {len(gens)} generations for {len(reqs)} requests")
-        for g in gens:
-            if not isinstance(g, Generation) or not isinstance(g.text, str):
-                raise TypeError(f"model returned {type(g).__name__} where a Generation with text belongs")
-        return list(gens)
+        return [plain(g) for g in gens]
     except MolmoEvalError:
         raise
     except Exception as e:
         if len(reqs) == 1:
             return [Generation(text="", error=describe("", e))]
         return [generate_safe(model, [r])[0] for r in reqs]
+
+
+def plain(g: object) -> Generation:
+    """A model's Generation as plain values the cache and samples.jsonl can hold: text a str, points
+    pairs and a box four floats, error a str; anything else raises (and fails that sample)."""
+    if not isinstance(g, Generation) or not isinstance(g.text, str):
+        raise TypeError(f"model returned {type(g).__name__} where a Generation with text belongs")
+    points = None if g.points is None else tuple(_floats(p, 2, "point") for p in g.points)
+    box = None if g.box is None else _floats(g.box, 4, "box")
+    error = None if g.error is None else str(g.error)
+    if points is None and box is None and (error is None or type(g.error) is str):
+        return g  # the common case: text only
+    return replace(g, points=points, box=box, error=error)  # type: ignore[arg-type]
+
+
+def _floats(values: object, n: int, what: str) -> tuple[float, ...]:
+    out = tuple(float(v) for v in values)  # type: ignore[attr-defined]
+    if len(out) != n:
+        raise ValueError(f"model returned a {what} of {len(out)} numbers")
+    return out
 
 
 @dataclass(frozen=True)

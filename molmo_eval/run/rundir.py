@@ -63,6 +63,9 @@ def check_output_path(path: Path, config: Mapping[str, Any], *, overwrite: bool,
         raise ConfigError(f"{flag} {path}: {parent} is a file, so the folder cannot be created")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise ConfigError(f"{flag} {path}: {parent} is not writable")
+    odd = [n for n in (RESULTS, *RUN_FILES) if (path / n).exists() and not (path / n).is_file()]
+    if odd:  # never replaced, not even with --overwrite: it is not a file this harness wrote
+        raise ConfigError(f"{flag} {path}: {odd[0]} is not a regular file; move it away")
     if overwrite or not (path / RESULTS).exists():
         return
     try:

@@ -112,6 +112,13 @@ def test_a_parser_that_raises_fails_only_its_sample(toy_task, toy_root, tmp_path
     out2 = run(build("toy", model="x", data_root=toy_root, bootstrap=0, cache_dir=tmp_path / "c",
                      output_path=tmp_path / "o"), model=again, show_progress=False)
     assert again.calls == 0 and out2.record.tasks["toy"].n_failed == 1
+    # once the parser is fixed, re-scoring the saved output clears the failure (no model needed)
+    monkeypatch.setattr(ToyTask, "parse", original)
+    assert main(["score", "--run", str(tmp_path / "o"), "--output-path", str(tmp_path / "fixed"),
+                 "--bootstrap", "0"]) == 0
+    fixed = records.read_run(tmp_path / "fixed").record
+    assert fixed.status == "ok" and fixed.n_failed == 0 and fixed.tasks["toy"].n_unparseable == 0
+    assert not any(ln["error"] for ln in records.iter_samples(tmp_path / "fixed"))
 
 
 def test_malformed_structured_answers_fail_their_sample_and_nothing_else(toy_task, toy_root, tmp_path):

@@ -51,6 +51,7 @@ def rescore_run(args: argparse.Namespace) -> int:
     from molmo_eval.core.types import CoordSpace
     from molmo_eval.run import records, rundir
     from molmo_eval.run.guard import score_sample
+    from molmo_eval.run.runner import failure_allowance, run_status
     from molmo_eval.run.scoring import sample_from_line, summarize_task
     from molmo_eval.run.summary import markdown_report, print_table
 
@@ -77,15 +78,22 @@ def rescore_run(args: argparse.Namespace) -> int:
             samples.append(s)
             scores.append(scored.score)
             line["answer"] = None if scored.answer is None else scored.answer.to_json()
-        tr, final = summarize_task(task, samples, scores, seed=args.seed, n_boot=args.bootstrap,
-                                   n_failed=n_failed, n_unparseable=n_unparseable,
-                                   digests=old.data_digests, seconds=old.seconds)
+        try:
+            tr, final = summarize_task(task, samples, scores, seed=args.seed, n_boot=args.bootstrap,
+                                       n_failed=n_failed, n_unparseable=n_unparseable,
+                                       digests=old.data_digests, seconds=old.seconds)
+        except Exception as e:  # targets in samples.jsonl that the task's metrics cannot use
+            raise DataError(f"task {name!r} cannot aggregate these samples ({type(e).__name__}: "
+                            f"{str(e)[:200]})", path=records.samples_path(run.path) or run.path) from e
         for line, sc in zip(lines, final):
             line["scores"] = {k: (None if v != v else v) for k, v in sc.values.items()}
             line["fields"] = dict(sc.fields)
         results[name] = tr
         all_lines.extend(lines)
-    record = replace(run.record, tasks=results)
+    n_failed = sum(tr.n_failed for tr in results.values())
+    allowed = failure_allowance(run.record.config, sum(tr.n for tr in results.values()))
+    record = replace(run.record, tasks=results, n_failed=n_failed,
+                     status=run_status(run.record.errors, n_failed, allowed))
     if args.output_path is not None:
         rundir.clean_stale(args.output_path)
         record = rundir.write_run(args.output_path, record, all_lines, markdown_report(record))

@@ -262,6 +262,12 @@ def check_sample_line(line: Any, path: Path, lineno: int) -> dict[str, Any]:
         if not isinstance(line.get(name), kinds):
             raise DataError(f"has type {type(line[name]).__name__}", path=path, record=at, field=name,
                             expected="an object" if dict in kinds else "a string or null")
+    scores = line.get("scores") or {}
+    bad = next((k for k, v in scores.items() if v is not None and (isinstance(v, bool) or
+                                                                  not isinstance(v, (int, float)))), None)
+    if bad is not None:
+        raise DataError(f"score {bad!r} is {scores[bad]!r}", path=path, record=at, field="scores",
+                        expected="numbers or null")
     out = line.get("output")
     if out is not None and not isinstance(out.get("text", ""), str):
         raise DataError("has a non-text output", path=path, record=at, field="output.text")

@@ -23,7 +23,7 @@ import sys
 import time
 import uuid
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -182,13 +182,16 @@ def check_folders(cfg: RunConfig, group: DistGroup | None) -> Path:
     return run_dir
 
 
-def failure_allowance(cfg: RunConfig, n_samples: int) -> int | None:
+def failure_allowance(cfg: RunConfig | Mapping[str, Any], n_samples: int) -> int | None:
     """Failed samples the run accepts (``--max-failures N`` or ``P%`` of every sample); None when no
-    limit is set: the run then goes on to the end and is ``partial`` if any sample failed."""
-    if cfg.max_failures is not None:
-        return cfg.max_failures
-    if cfg.max_failures_pct is not None:
-        return math.floor(cfg.max_failures_pct / 100.0 * n_samples + 1e-9)
+    limit is set: the run then goes on to the end and is ``partial`` if any sample failed. ``cfg`` may
+    be a record's configuration (re-scoring)."""
+    get = cfg.get if isinstance(cfg, Mapping) else lambda k: getattr(cfg, k)
+    count, pct = get("max_failures"), get("max_failures_pct")
+    if isinstance(count, int):
+        return count
+    if isinstance(pct, (int, float)):
+        return math.floor(pct / 100.0 * n_samples + 1e-9)
     return None
 
 

@@ -52,8 +52,15 @@ def rows_from_lines(lines: Iterable[Mapping[str, Any]], where: Path | str = SAMP
             raise DataError("sample line has no uid", path=where, record=f"at line {i}", field="uid")
         task = line.get("task") or uid.split("/", 1)[0]
         by_task.setdefault(str(task), []).append(line)
-    return {t: TaskRows(np.array([ln["uid"] for ln in lines], dtype=object), columns_from_lines(lines))
-            for t, lines in by_task.items()}
+    out = {}
+    for t, task_lines in by_task.items():
+        try:
+            cols = columns_from_lines(task_lines)
+        except (TypeError, ValueError) as e:  # a score that is not a number
+            raise DataError(f"per-sample scores of task {t!r} are not numbers ({e})", path=where,
+                            field="scores") from None
+        out[t] = TaskRows(np.array([ln["uid"] for ln in task_lines], dtype=object), cols)
+    return out
 
 
 def scores_text(lines: Sequence[Mapping[str, Any]]) -> str:

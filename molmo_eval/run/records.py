@@ -72,7 +72,7 @@ def stage(path: Path, text: str | Iterable[str], *, count_lines: bool = False) -
             f.flush()
             os.fsync(f.fileno())
     except BaseException:
-        _unlink(Path(tmp))
+        remove(Path(tmp))
         raise
     entry: dict[str, Any] = {"sha256": h.hexdigest(), "bytes": size}
     if count_lines:
@@ -86,11 +86,12 @@ def atomic_write(path: Path, text: str | Iterable[str]) -> None:
     try:
         os.replace(staged.tmp, path)
     except BaseException:
-        _unlink(staged.tmp)
+        remove(staged.tmp)
         raise
 
 
-def _unlink(path: Path) -> None:
+def remove(path: Path) -> None:
+    """Delete a file that may already be gone."""
     try:
         os.unlink(path)
     except FileNotFoundError:

@@ -37,6 +37,7 @@ from molmo_eval.run.records import (
     dumps,
     read_record,
     record_text,
+    remove,
     stage,
 )
 from molmo_eval.run.scores import scores_text
@@ -112,29 +113,22 @@ def write_run(run_dir: Path, record: RunRecord, lines: Sequence[Mapping[str, Any
         _swap_in(run_dir, staged)
     except BaseException:
         for s in staged:
-            _unlink(s.tmp)
+            remove(s.tmp)
         raise
     return record
 
 
 def _swap_in(run_dir: Path, staged: Sequence[Staged]) -> None:
     """Old record out, old files out or over, new record in last (``staged`` ends with it)."""
-    _unlink(run_dir / RESULTS)
+    remove(run_dir / RESULTS)
     _fsync_dir(run_dir)
     new = {s.path.name for s in staged}
     for name in RUN_FILES:
         if name not in new:
-            _unlink(run_dir / name)
+            remove(run_dir / name)
     for s in staged:
         os.replace(s.tmp, s.path)
     _fsync_dir(run_dir)
-
-
-def _unlink(path: Path) -> None:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
 
 
 def _fsync_dir(path: Path) -> None:

@@ -349,7 +349,8 @@ def evaluate_shard(p: PreparedTask, model: Model, cache: ResponseCache | None, c
     batches = [index[i:i + cfg.batch_size] for i in range(0, len(index), cfg.batch_size)]
     loaded = prefetch([[p.samples[i] for i in b] for b in batches], pool, model.needs_pixels)
     for idx, (batch, images) in zip(batches, loaded):
-        prepared = [prepare_request(task, s, im, style, model.coord_space, settings) for s, im in zip(batch, images)]
+        prepared = [prepare_request(task, s, im, style, model.coord_space, settings)
+                    for s, im in zip(batch, images)]
         reqs = [req for _, req, _ in prepared]
         gens, cached, n_calls = generate_cached(model, cache, reqs)
         out.calls += n_calls

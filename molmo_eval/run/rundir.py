@@ -25,7 +25,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from molmo_eval.core.errors import ConfigError, DataError
+from molmo_eval.core.errors import ConfigError, DataError, MolmoEvalError
 from molmo_eval.core.types import SCHEMA_VERSION, RunRecord
 from molmo_eval.run.records import (
     REPORT,
@@ -97,10 +97,27 @@ def clean_stale(path: Path) -> list[Path]:
     return gone
 
 
+class FolderWriteError(MolmoEvalError):
+    """The run folder could not be written (a full disk, a folder removed under the run): exit 1; every
+    output is in the response cache, so the same command finishes the job."""
+
+    exit_code = 1
+
+
 def write_run(run_dir: Path, record: RunRecord, lines: Sequence[Mapping[str, Any]] | None,
               report: str) -> RunRecord:
     """Write a run folder (``lines`` None: no per-sample log) as a unit; returns the record as written,
     with the digests of the folder's files."""
+    try:
+        return _write_run(run_dir, record, lines, report)
+    except OSError as e:
+        raise FolderWriteError(f"cannot write the run folder {run_dir} ({e.strerror or e}); the model's "
+                               "outputs are in the response cache: fix this and run the same command "
+                               "again") from e
+
+
+def _write_run(run_dir: Path, record: RunRecord, lines: Sequence[Mapping[str, Any]] | None,
+               report: str) -> RunRecord:
     run_dir.mkdir(parents=True, exist_ok=True)
     staged: list[Staged] = []
     try:

@@ -90,8 +90,9 @@ def evaluate(tasks: str | Sequence[str], model: str | Model = "reference", *,
              model_args: dict[str, str] | None = None, progress: bool = False, **settings: Any) -> RunRecord:
     """Evaluate ``model`` (a registered name or a `Model` object) on ``tasks`` and return the record.
 
-    ``settings`` are RunConfig fields: batch_size, limit, seed, output_path, data_root, splits,
-    variants, max_failures, use_cache, cache_dir, bootstrap, ... (see `molmo_eval.core.config`)."""
+    ``settings`` are RunConfig fields: batch_size, limit, seed, output_path, overwrite, data_root, splits,
+    variants, max_failures (a count or "P%"), use_cache, cache_dir, bootstrap, ... (see
+    `molmo_eval.core.config`). The record's ``status`` says whether every sample scored ("ok")."""
     name = model if isinstance(model, str) else model.name
     cfg = build(tasks, model=name, model_args=model_args or {}, **settings)
     return run(cfg, model=None if isinstance(model, str) else model, show_progress=progress).record

@@ -7,7 +7,8 @@ Semantics (docs/gate.md has the user's version):
 
 - every metric of every baseline task (or of ``tasks``) is compared; a task only in the current
   run is noted, not gated; breakdowns are not gated (too many comparisons);
-- ``drop`` is the deterioration in the metric's own units, signed by ``Metric.higher_is_better``;
+- ``drop`` is the deterioration in the metric's own units, signed by the metric's `Direction`;
+  a metric without a direction (POPE's yes_ratio) is REPORTED with its delta, never tested or gated;
   the deltas come from the records, the p-values from paired per-sample scores (`molmo_eval.metrics.paired`),
   Holm-adjusted across all tests of the report unless ``correction="none"``;
 - policy ``both`` (default): a regression is ``drop > tolerance`` and ``p_adj < alpha``;
@@ -29,7 +30,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from molmo_eval.core.errors import ConfigError
-from molmo_eval.core.metric import Columns, Metric
+from molmo_eval.core.metric import Columns, Direction, Metric
 from molmo_eval.core.registry import plugin_metrics
 from molmo_eval.core.types import TaskResult
 from molmo_eval.gate.baseline import RunData
@@ -59,6 +60,7 @@ class Outcome(str, enum.Enum):
     REGRESSED = "regressed"
     ERROR = "error"  # cannot compare
     SKIPPED = "skipped"  # undefined in both runs (no applicable samples)
+    REPORTED = "reported"  # a metric without a better direction: shown, never gated
 
 
 @dataclass(frozen=True)
@@ -127,7 +129,7 @@ class Verdict:
     reason: str  # one line: why this outcome
     baseline: float | None = None
     current: float | None = None
-    higher_is_better: bool = True
+    direction: Direction = Direction.HIGHER
     tolerance: float = 0.0
     test: PairedTest | None = None
     p_adjusted: float | None = None
@@ -191,7 +193,7 @@ class Measured:
     metric: str
     base: float
     cur: float
-    higher_is_better: bool
+    direction: Direction
     test: PairedTest | None
     untestable: str  # why there is no test ("" when there is one)
     notes: tuple[str, ...]
@@ -320,15 +322,18 @@ def _measure_task(task: str, baseline: RunData, current: RunData, config: GateCo
     return _tests(task, names, b_tr, c_tr, base, cur, plugin, why, config), errors
 
 
-def _direction(plugin: Mapping[str, Metric] | None, name: str) -> bool:
+def _direction(plugin: Mapping[str, Metric] | None, name: str) -> Direction:
     metric = plugin.get(name) if plugin is not None else None
-    return True if metric is None else metric.higher_is_better
+    return Direction.HIGHER if metric is None else metric.direction
 
 
 def _tests(task: str, names: Sequence[str], b_tr: TaskResult, c_tr: TaskResult, base: Columns,
            cur: Columns, plugin: Mapping[str, Metric] | None, why: str, config: GateConfig) -> list[Measured]:
     chosen: dict[str, tuple[Metric | None, str, tuple[str, ...]]] = {}
     for name in names:
+        if _direction(plugin, name) is Direction.NONE:  # never gated: no test (and no share of Holm's alpha)
+            chosen[name] = (None, "no better direction", ())
+            continue
         chosen[name] = _choose(name, b_tr, c_tr, base, cur, plugin, why)
     testable = [metric for metric, _, _ in chosen.values() if metric is not None]
     tests, failed = _run_tests(task, testable, base, cur, config)
@@ -336,9 +341,9 @@ def _tests(task: str, names: Sequence[str], b_tr: TaskResult, c_tr: TaskResult, 
     for name, (_metric, untestable, notes) in chosen.items():
         if name in failed:
             untestable = failed[name]
-        hib = _direction(plugin, name)
-        out.append(Measured(task, name, b_tr.metrics[name].value, c_tr.metrics[name].value, hib,
-                             tests.get(name), untestable if name not in tests else "", notes))
+        out.append(Measured(task, name, b_tr.metrics[name].value, c_tr.metrics[name].value,
+                             _direction(plugin, name), tests.get(name), untestable if name not in tests else "",
+                             notes))
     return out
 
 
@@ -394,7 +399,7 @@ def _classify_all(measured: Sequence[Measured], config: GateConfig) -> list[Verd
         p_adj = None if math.isnan(p) else float(p)
         tol = config.tolerances.get(m.task, m.metric)
         outcome, reason = classify(m, p_adj, tol, config)
-        out.append(Verdict(m.task, m.metric, outcome, reason, m.base, m.cur, m.higher_is_better, tol,
+        out.append(Verdict(m.task, m.metric, outcome, reason, m.base, m.cur, m.direction, tol,
                            m.test, p_adj, m.notes))
     return out
 
@@ -402,18 +407,21 @@ def _classify_all(measured: Sequence[Measured], config: GateConfig) -> list[Verd
 def classify(m: Measured, p_adj: float | None, tol: float, config: GateConfig) -> tuple[Outcome, str]:
     """The outcome of one measured metric under the policy, with its one-line reason."""
     b, c = m.base, m.cur
+    if m.direction is Direction.NONE:
+        return Outcome.REPORTED, _reported_reason(b, c)
     if math.isnan(b) and math.isnan(c):
         return Outcome.SKIPPED, "undefined in both runs (no applicable samples)"
     if math.isnan(b) or math.isnan(c):
         side = "baseline" if math.isnan(b) else "current run"
         return Outcome.ERROR, f"undefined in the {side} only"
-    drop = (b - c) if m.higher_is_better else (c - b)
+    higher = m.direction is Direction.HIGHER
+    drop = (b - c) if higher else (c - b)
     rate = 0.0 <= b <= 1.0 and 0.0 <= c <= 1.0
     if drop == 0:
         return Outcome.PASS, "no change"
     worse = drop > 0
     size = fmt_delta(abs(drop), rate, signed=False)
-    word = ("fell" if c < b else "rose") + ("" if m.higher_is_better else " (lower is better)")
+    word = ("fell" if c < b else "rose") + ("" if higher else " (lower is better)")
     policy = config.policy
     beyond = abs(drop) > tol if policy.uses_tolerance else True
     tol_text = f"tolerance {fmt_delta(tol, rate, signed=False)}"
@@ -431,6 +439,14 @@ def classify(m: Measured, p_adj: float | None, tol: float, config: GateConfig) -
     if p_adj < config.alpha:
         return hit, f"{word} {size}{beyond_text}, significant ({p_text} < {config.alpha:g})"
     return Outcome.PASS, f"{word} {size}{beyond_text}, not significant ({p_text})"
+
+
+def _reported_reason(b: float, c: float) -> str:
+    lead = "no better direction: reported, not gated"
+    if math.isnan(b) or math.isnan(c) or b == c:
+        return lead
+    rate = 0.0 <= b <= 1.0 and 0.0 <= c <= 1.0
+    return f"{lead} ({'fell' if c < b else 'rose'} {fmt_delta(abs(c - b), rate, signed=False)})"
 
 
 def _tolerance_notes(tols: Tolerances, baseline: RunData, tasks: Sequence[str]) -> list[str]:

@@ -26,7 +26,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from molmo_eval.core.metric import Columns, Metric
+from molmo_eval.core.metric import Columns, Direction, Metric
 from molmo_eval.metrics.generic import mean, safe_div
 
 _PUNCT_TABLE = str.maketrans("", "", string.punctuation)
@@ -123,7 +123,7 @@ def gqa_metrics() -> tuple[Metric, ...]:
         mean("binary", description="accuracy over balanced yes/no-style (non-query) questions"),
         mean("open", description="accuracy over balanced open (query) questions"),
         mean("consistency", description="accuracy over the entailed questions of correctly answered ones"),
-        Metric("distribution", chi_square_distribution, count="dist_gold", higher_is_better=False,
+        Metric("distribution", chi_square_distribution, count="dist_gold", direction=Direction.LOWER,
                description="chi-square of gold vs predicted answer histograms per global group "
                            "(eval.py value / 100; lower is better)"),
     )

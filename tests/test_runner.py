@@ -140,6 +140,40 @@ def test_config_reports_every_problem_at_once(tmp_path):
     assert len(e.value.problems) == 4
 
 
+@pytest.mark.parametrize(("given", "parsed"), [
+    (5, 5), ("5", 5), ("5.0", 5), (10.0, 10), (0, 0), ("0.1", 0.1), (0.25, 0.25),
+    ("1.5", None), (-1, None), ("x", None), ("nan", None), (True, None), ("-0.5", None),
+])
+def test_limit_is_a_count_or_a_fraction_as_in_lmms_eval(given, parsed):
+    from molmo_eval.core.config import parse_limit
+
+    if parsed is None:
+        with pytest.raises(ValueError, match="count N >= 0 or a fraction"):
+            parse_limit(given)
+    else:
+        got = parse_limit(given)
+        assert got == parsed and type(got) is type(parsed)
+
+
+def test_fractional_limit_rounds_up_per_split(toy_task, toy_root, tmp_path, capsys):
+    from molmo_eval.cli import main
+
+    model = ScriptedModel(fn=lambda r: "")
+    for limit, n in ((0.1, 4), (0.11, 5), (0.001, 1)):  # 40 samples per split
+        rec = evaluate("toy", model, data_root=toy_root, limit=limit, bootstrap=0, use_cache=False,
+                       splits={"toy": ("a", "b")})
+        assert rec.tasks["toy"].n == 2 * n, limit
+    script = tmp_path / "answers.jsonl"
+    script.write_text("".join(json.dumps({"id": i, "text": "red"}) + "\n" for i in range(40)))
+    assert main(["--tasks", "toy", "--limit", "0.1", "--no-cache", "--json", "--data-root", str(toy_root),
+                 "--model", "scripted", "--model-args", f"outputs={script}", "--output-path",
+                 str(tmp_path / "run")]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["tasks"]["toy"]["n"] == 4 and record["config"]["limit"] == 0.1
+    assert main(["--tasks", "toy", "--limit", "1.5", "--data-root", str(toy_root)]) == 2
+    assert "--limit: expected a count N >= 0 or a fraction 0 < F < 1" in capsys.readouterr().err
+
+
 def test_limit_and_nan_free_json(toy_task, toy_root, tmp_path):
     model = ScriptedModel(fn=lambda r: "")
     rec = evaluate("toy", model, data_root=toy_root, limit=5, bootstrap=50, use_cache=False,

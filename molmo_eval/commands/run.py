@@ -26,7 +26,8 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     add("--model", metavar="NAME", help="registered model (see `molmo-eval models`; default: reference)")
     add("--model-args", "--model_args", metavar="K=V,...", help="model arguments, e.g. checkpoint=DIR")
     add("--batch-size", "--batch_size", type=int, metavar="N", help="requests per model call (default 8)")
-    add("--limit", type=int, metavar="N", help="evaluate only the first N samples of each split")
+    add("--limit", metavar="N|F", help="evaluate only the first N samples of each split, or a fraction "
+        "F < 1 of them (0.1); samples scored together (MMBench's circular rotations) count as one")
     add("--seed", type=int, metavar="N", help="seed of the bootstrap CIs (default 0)")
     add("--output-path", "--output_path", type=Path, metavar="DIR",
         help="run directory for results.json, samples.jsonl, report.md (default: runs/<time>_<model>)")

@@ -4,6 +4,7 @@ one typed, validated `RunConfig` that is passed down. Every problem is reported 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -22,7 +23,7 @@ class RunConfig:
     model: str = DEFAULT_MODEL
     model_args: Mapping[str, str] = field(default_factory=dict)
     batch_size: int = 8
-    limit: int | None = None  # first N samples of each split
+    limit: int | float | None = None  # first N groups of each split, or a fraction 0 < F < 1 of them
     seed: int = 0
     output_path: Path | None = None
     log_samples: bool = True
@@ -65,6 +66,27 @@ def redact(args: Mapping[str, str]) -> dict[str, str]:
             for k, v in args.items()}
 
 
+def parse_limit(value: str | int | float) -> int | float:
+    """``--limit`` as lmms-eval reads it: a value below 1 is a fraction of each split (0.1 = the first
+    10%, rounded up), anything else a count; an integral float (10.0) is the count 10."""
+    try:
+        v = float(value) if isinstance(value, str) else value
+    except ValueError:
+        v = None
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+        raise ValueError(f"expected a count N >= 0 or a fraction 0 < F < 1, got {value!r}")
+    if 0 < v < 1:
+        return float(v)
+    if v != int(v):
+        raise ValueError(f"expected a count N >= 0 or a fraction 0 < F < 1, got {value!r}")
+    return int(v)
+
+
+def limit_count(limit: int | float, total: int) -> int:
+    """How many of ``total`` groups a parsed ``--limit`` keeps (a fraction rounds up, as lmms-eval's)."""
+    return min(total, math.ceil(total * limit) if isinstance(limit, float) else limit)
+
+
 def parse_kv(text: str, flag: str) -> dict[str, str]:
     """``k=v,k2=v2`` -> dict. Values may not contain commas (as in lmms-eval's --model_args)."""
     out: dict[str, str] = {}
@@ -101,9 +123,14 @@ def build(tasks: str | Sequence[str], **kw: Any) -> RunConfig:
     for key in ("batch_size", "workers"):
         if key in kw and kw[key] is not None and (not isinstance(kw[key], int) or kw[key] < 1):
             problems.append(f"--{key.replace('_', '-')}: expected a positive integer, got {kw[key]!r}")
-    for key in ("limit", "max_failures", "bootstrap"):
+    for key in ("max_failures", "bootstrap"):
         if kw.get(key) is not None and (not isinstance(kw[key], int) or kw[key] < 0):
             problems.append(f"--{key.replace('_', '-')}: expected a non-negative integer, got {kw[key]!r}")
+    if kw.get("limit") is not None:
+        try:
+            kw["limit"] = parse_limit(kw["limit"])
+        except ValueError as e:
+            problems.append(f"--limit: {e}")
     for key in ("output_path", "cache_dir", "data_root"):
         if kw.get(key) is not None:
             kw[key] = Path(kw[key]).expanduser()

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from molmo_eval.core import registry
-from molmo_eval.core.config import RunConfig, build
+from molmo_eval.core.config import RunConfig, build, limit_count
 from molmo_eval.core.errors import ConfigError, MolmoEvalError
 from molmo_eval.core.model import Model
 from molmo_eval.core.task import Task
@@ -58,6 +58,7 @@ class PreparedTask:
     data_dir: Path
     samples: list[Sample]
     digests: dict[str, str]
+    n_original: int = 0  # samples in the splits before --limit
 
 
 @dataclass
@@ -209,12 +210,14 @@ def prepare_tasks(cfg: RunConfig) -> list[PreparedTask]:
             d = task_dir(task, cfg)
             samples: list[Sample] = []
             digests: dict[str, str] = {}
+            n_original = 0
             for split in splits:
                 loaded = task.load(d, split)
-                samples.extend(loaded[: cfg.limit] if cfg.limit is not None else loaded)
+                n_original += len(loaded)
+                samples.extend(apply_limit(task, loaded, cfg.limit))
                 for f in task.data_files(d, split):
                     digests[f.name] = file_digest(f)
-            out.append(PreparedTask(task, d, samples, digests))
+            out.append(PreparedTask(task, d, samples, digests, n_original))
         except MolmoEvalError as e:
             problems.append(e)
     if len(problems) == 1:
@@ -222,6 +225,18 @@ def prepare_tasks(cfg: RunConfig) -> list[PreparedTask]:
     if problems:
         raise ConfigError([str(e) for e in problems])
     return out
+
+
+def apply_limit(task: Task, samples: Sequence[Sample], limit: int | float | None) -> list[Sample]:
+    """The samples of the first ``limit`` groups of a split (`Task.limit_group`; a fraction counts
+    groups too), in file order: a metric that needs a whole group never sees part of one."""
+    if limit is None:
+        return list(samples)
+    order: dict[str, None] = {}
+    for s in samples:
+        order.setdefault(task.limit_group(s), None)
+    keep = set(list(order)[:limit_count(limit, len(order))])
+    return [s for s in samples if task.limit_group(s) in keep]
 
 
 def open_cache(cfg: RunConfig, model: Model) -> ResponseCache | None:

@@ -13,8 +13,8 @@ descriptive number such as POPE's yes-ratio, which is reported but never gated o
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
 import enum
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np

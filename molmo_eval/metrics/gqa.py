@@ -16,7 +16,8 @@ or not (binary). Across questions (`consistency_column`, `distribution_columns`,
 
 Matching rule by variant: ``official`` exact; ``llava`` prediction ``rstrip(".").lower()`` (LLaVA's
 convert_gqa_for_eval.py) then exact; ``lmms-eval`` both sides lower-cased with ASCII punctuation
-removed (its ``exact_match`` with ignore_case and ignore_punctuation).
+removed (its ``exact_match`` with ignore_case and ignore_punctuation), after lmms-eval's task pipeline
+has stripped the prediction (``ConfigurableTask.process_results`` strips every generation first).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ def prediction_key(variant: str, prediction: str) -> str:
     if variant == "llava":
         return prediction.rstrip(".").lower()
     if variant == "lmms-eval":
-        return prediction.lower().translate(_PUNCT_TABLE)
+        return prediction.strip().lower().translate(_PUNCT_TABLE)
     return prediction
 
 

@@ -132,3 +132,67 @@ def test_help_exits_0(capsys):
     assert e.value.code == 0
     out = capsys.readouterr().out
     assert "--tasks" in out and "--model-args" in out and "score" in out
+
+
+# --- lmms-eval habits: --gen_kwargs, --verbosity, --tasks list ----------------------------------------
+
+
+def test_gen_kwargs_reach_the_model_are_recorded_and_key_the_cache(toy_task, toy_root, tmp_path):
+    import argparse
+    from dataclasses import replace
+
+    from molmo_eval import evaluate
+    from molmo_eval.commands.run import add_run_arguments, config_from_args
+    from molmo_eval.models.scripted import ScriptedModel
+    from molmo_eval.run.runner import run
+
+    seen = []
+
+    def fn(req):  # noqa: ANN001 - scripted callable
+        seen.append(req.settings)
+        return "red"
+
+    common = dict(data_root=toy_root, limit=3, bootstrap=0, cache_dir=tmp_path / "cache")
+    evaluate("toy", ScriptedModel(fn=fn, fingerprint="g"), **common)
+    assert {(s.max_new_tokens, s.temperature, s.stop) for s in seen} == {(64, 0.0, ())}  # the task's own
+    seen.clear()
+    parser = argparse.ArgumentParser()
+    add_run_arguments(parser)
+    args = parser.parse_args(["--tasks", "toy", "--gen_kwargs", "max_new_tokens=7,temperature=0.5,until=."])
+    cfg = config_from_args(args)
+    assert dict(cfg.gen_kwargs) == {"max_new_tokens": 7, "temperature": 0.5, "until": "."}
+    out = run(replace(cfg, **common, output_path=tmp_path / "r"), model=ScriptedModel(fn=fn, fingerprint="g"),
+              show_progress=False)
+    assert {(s.max_new_tokens, s.temperature, s.stop) for s in seen} == {(7, 0.5, (".",))}
+    assert out.model_calls == 3  # new settings: not answered from the cache of the first run
+    assert out.record.config["gen_kwargs"] == {"max_new_tokens": 7, "temperature": 0.5, "until": "."}
+    greedy = evaluate("toy", ScriptedModel(fn=fn, fingerprint="g"), gen_kwargs={"temperature": 0.9,
+                      "do_sample": "false"}, **common)
+    assert greedy.counts["model_calls"] == 0  # do_sample=false: greedy, the first run's settings (cached)
+
+
+@pytest.mark.parametrize("spec,message", [
+    ("top_p=0.9", "--gen-kwargs top_p=...: not a generation setting"),
+    ("max_new_tokens=0", "--gen-kwargs max_new_tokens='0': expected a value >= 1"),
+    ("max_new_tokens=1.5", "expected an integer"),
+    ("temperature=hot", "expected a number"),
+    ("do_sample=maybe", "expected true or false"),
+])
+def test_bad_gen_kwargs_exit_2(spec, message, toy_root):
+    r = toy_cli("--tasks", "toy", "--gen_kwargs", spec, "--data-root", str(toy_root))
+    assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr
+
+
+def test_verbosity_warning_silences_progress_and_tasks_list_lists(toy_root, tmp_path):
+    outputs = write_outputs(toy_root, tmp_path / "o.jsonl")
+    common = ["--tasks", "toy", "--model", "scripted", "--model-args", f"outputs={outputs}", "--data-root",
+              str(toy_root), "--no-cache", "--no-log-samples"]
+    loud = toy_cli(*common, "--output-path", str(tmp_path / "a"))
+    quiet = toy_cli(*common, "--output-path", str(tmp_path / "b"), "--verbosity", "warning")
+    assert loud.returncode == quiet.returncode == 0
+    assert "[molmo-eval] toy: 40 samples" in loud.stderr and "[molmo-eval] toy" not in quiet.stderr
+    assert "80.00" in quiet.stdout
+    listed = toy_cli("--tasks", "list")
+    assert listed.returncode == 0 and listed.stdout == toy_cli("tasks").stdout and "toy" in listed.stdout
+    bad = toy_cli(*common, "--verbosity", "LOUD")
+    assert bad.returncode == 2 and "--verbosity" in bad.stderr

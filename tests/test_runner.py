@@ -229,3 +229,18 @@ def test_recently_loaded_images_are_reused_until_the_file_changes(tmp_path):
     again = load_image(ImageRef(path=str(path)), True)
     assert again is not first and again.digest != first.digest
     assert np.array_equal(again.pixels[0, 0], [10, 200, 10])
+
+
+def test_scripted_default_answers_samples_without_a_line(toy_task, toy_root, tmp_path):
+    const = evaluate("toy", ScriptedModel(default="red"), data_root=toy_root, bootstrap=0, use_cache=False)
+    assert const.tasks["toy"].metrics["accuracy"].value == pytest.approx(10 / 40)  # colours cycle over 4
+    script = tmp_path / "some.jsonl"
+    script.write_text("".join(json.dumps({"id": i, "text": oracle_text(f"toy/a/{i}", toy_root)}) + "\n"
+                              for i in range(20)))
+    mixed = evaluate("toy", ScriptedModel(outputs=str(script), default="red"), data_root=toy_root, bootstrap=0,
+                     use_cache=False)
+    assert mixed.tasks["toy"].metrics["accuracy"].value == pytest.approx((20 + 5) / 40)
+    assert mixed.tasks["toy"].n_failed == 0
+    assert ScriptedModel(default="red").fingerprint != ScriptedModel(default="blue").fingerprint
+    with pytest.raises(ConfigError, match="needs outputs=FILE.jsonl and/or default=TEXT"):
+        ScriptedModel()

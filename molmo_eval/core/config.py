@@ -10,9 +10,9 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-import tomllib
-
+from molmo_eval.core.compat import tomllib
 from molmo_eval.core.errors import ConfigError
+from molmo_eval.core.types import GenerationSettings
 
 DEFAULT_MODEL = "reference"
 
@@ -36,6 +36,7 @@ class RunConfig:
     splits: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # task (or "*") -> splits
     variants: Mapping[str, str] = field(default_factory=dict)  # task (or "*") -> variant
     prompt_style: str | None = None  # None: the model's own
+    gen_kwargs: Mapping[str, Any] = field(default_factory=dict)  # overrides of every task's generation settings
     bootstrap: int = 1000  # bootstrap resamples per metric (0: no CIs)
     workers: int = 4  # image-loading threads
     debug: bool = False
@@ -85,6 +86,73 @@ def parse_limit(value: str | int | float) -> int | float:
 def limit_count(limit: int | float, total: int) -> int:
     """How many of ``total`` groups a parsed ``--limit`` keeps (a fraction rounds up, as lmms-eval's)."""
     return min(total, math.ceil(total * limit) if isinstance(limit, float) else limit)
+
+
+GEN_KWARGS = ("max_new_tokens", "temperature", "do_sample", "until")
+
+
+def parse_gen_kwargs(given: str | Mapping[str, Any]) -> dict[str, Any]:
+    """``--gen-kwargs max_new_tokens=128,temperature=0.2`` (lmms-eval's ``--gen_kwargs``), or a TOML table,
+    -> typed overrides of the tasks' generation settings: ``max_new_tokens`` (int >= 1), ``temperature``
+    (>= 0), ``do_sample`` (false forces temperature 0, as greedy decoding), ``until`` (a stop string)."""
+    raw = parse_kv(given, "--gen-kwargs") if isinstance(given, str) else dict(given)
+    out: dict[str, Any] = {}
+    problems = []
+    for k, v in raw.items():
+        try:
+            if k == "max_new_tokens":
+                out[k] = _number(v, int, 1)
+            elif k == "temperature":
+                out[k] = float(_number(v, float, 0.0))
+            elif k == "do_sample":
+                out[k] = _flag(v)
+            elif k == "until":
+                out[k] = str(v)
+            else:
+                problems.append(f"--gen-kwargs {k}=...: not a generation setting molmo-eval models take "
+                                f"(expected some of {', '.join(GEN_KWARGS)})")
+        except ValueError as e:
+            problems.append(f"--gen-kwargs {k}={v!r}: {e}")
+    if problems:
+        raise ConfigError(problems)
+    return out
+
+
+def _number(v: Any, kind: type, low: float) -> Any:
+    if isinstance(v, bool):
+        raise ValueError("expected a number")
+    try:
+        n = kind(v) if not (kind is int and isinstance(v, float)) else v
+    except (TypeError, ValueError):
+        raise ValueError(f"expected {'an integer' if kind is int else 'a number'}") from None
+    if kind is int and (not isinstance(n, int) or isinstance(n, bool)):
+        raise ValueError("expected an integer")
+    if not math.isfinite(n) or n < low:
+        raise ValueError(f"expected a value >= {low:g}")
+    return n
+
+
+def _flag(v: Any) -> bool:
+    text = str(v).strip().lower()
+    if text in ("true", "1", "yes"):
+        return True
+    if text in ("false", "0", "no"):
+        return False
+    raise ValueError("expected true or false")
+
+
+def generation_settings(base: GenerationSettings, overrides: Mapping[str, Any]) -> GenerationSettings:
+    """A task's generation settings with ``--gen-kwargs`` applied (they are part of the cache key)."""
+    kw: dict[str, Any] = {}
+    if "max_new_tokens" in overrides:
+        kw["max_new_tokens"] = int(overrides["max_new_tokens"])
+    if "temperature" in overrides:
+        kw["temperature"] = float(overrides["temperature"])
+    if overrides.get("do_sample") is False:
+        kw["temperature"] = 0.0
+    if "until" in overrides:
+        kw["stop"] = (str(overrides["until"]),)
+    return replace(base, **kw)
 
 
 def parse_kv(text: str, flag: str) -> dict[str, str]:
@@ -144,6 +212,10 @@ def build(tasks: str | Sequence[str], **kw: Any) -> RunConfig:
     splits = kw.get("splits") or {}
     kw["splits"] = {k: tuple(v.split("+")) if isinstance(v, str) else tuple(v) for k, v in splits.items()}
     kw["variants"] = dict(kw.get("variants") or {})
+    try:
+        kw["gen_kwargs"] = parse_gen_kwargs(kw.get("gen_kwargs") or {})
+    except ConfigError as e:
+        problems += e.problems
     kw["model_args"] = {str(k): str(v) for k, v in (kw.get("model_args") or {}).items()}
     for scope, what in ((kw["splits"], "--split"), (kw["variants"], "--variant"), (dirs, "--data-root")):
         for k in scope:

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from molmo_eval.core import registry
-from molmo_eval.core.config import RunConfig, build, limit_count
+from molmo_eval.core.config import RunConfig, build, generation_settings, limit_count
 from molmo_eval.core.errors import ConfigError, MolmoEvalError
 from molmo_eval.core.model import Model
 from molmo_eval.core.task import Task
@@ -309,7 +309,7 @@ def evaluate_shard(p: PreparedTask, model: Model, cache: ResponseCache | None, c
     """Images -> requests -> cached generate -> parse + score, batch by batch."""
     task = p.task
     style = cfg.prompt_style or model.prompt_style
-    settings = task.generation_settings()
+    settings = generation_settings(task.generation_settings(), cfg.gen_kwargs)
     out = Shard(index=[])
     prog.start(label, len(index))
     batches = [index[i:i + cfg.batch_size] for i in range(0, len(index), cfg.batch_size)]

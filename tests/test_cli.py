@@ -196,3 +196,39 @@ def test_verbosity_warning_silences_progress_and_tasks_list_lists(toy_root, tmp_
     assert listed.returncode == 0 and listed.stdout == toy_cli("tasks").stdout and "toy" in listed.stdout
     bad = toy_cli(*common, "--verbosity", "LOUD")
     assert bad.returncode == 2 and "--verbosity" in bad.stderr
+
+
+# --- a missing dependency is one line naming its pip install, never a traceback -----------------------
+
+BLOCKED = [  # (modules made unimportable, command, the pip install the message must name)
+    (["matplotlib"], ["data", "show", "--task", "toy", "--n", "1", "--out", "{tmp}/sheet.png"], "matplotlib"),
+    (["matplotlib"], ["report", "{run}", "--out", "{tmp}/r.md", "--plots", "{tmp}/plots"], "matplotlib"),
+    (["httpx"], ["--tasks", "toy", "--model", "openai", "--model-args", "base_url=http://127.0.0.1:9/v1,model=m"],
+     "molmo-eval[openai]"),
+    (["transformers"], ["--tasks", "toy", "--model", "hf-molmo", "--model-args", "pretrained={tmp}"], "molmo-eval[hf]"),
+    (["openpyxl"], ["score", "--task", "mmbench", "--predictions", "{tmp}/p.xlsx"], "molmo-eval[xlsx]"),
+    (["torch", "torch.distributed"], ["--tasks", "toy"], "molmo-eval[model]"),
+    (["rich", "rich.console"], ["--tasks", "toy", "--model", "scripted", "--model-args", "default=red"], "rich"),
+]
+
+
+@pytest.mark.parametrize(("blocked", "argv", "install"), BLOCKED, ids=[" ".join(b[0][:1] + b[1][:1]) for b in BLOCKED])
+def test_a_missing_dependency_is_one_line_naming_the_pip_install(blocked, argv, install, toy_root, tmp_path):
+    outputs = write_outputs(toy_root, tmp_path / "o.jsonl")
+    run = tmp_path / "run"
+    assert toy_cli("--tasks", "toy", "--model", "scripted", "--model-args", f"outputs={outputs}", "--data-root",
+                   str(toy_root), "--output-path", str(run), "--no-cache").returncode == 0
+    (tmp_path / "p.xlsx").write_bytes(b"PK\x03\x04 not really a workbook")
+    (tmp_path / "config.json").write_text('{"model_type": "molmo2"}')  # a Molmo2 folder, for hf-molmo
+    args = [a.format(tmp=tmp_path, run=run) for a in argv]
+    if args[0].startswith("--") or args[0] == "data":
+        args += ["--data-root", str(toy_root)]
+    script = HERE / "toy_cli.py"
+    code = (f"import runpy, sys; sys.modules.update(dict.fromkeys({blocked!r})); sys.argv[1:] = {args!r}; "
+            f"runpy.run_path({str(script)!r}, run_name='__main__')")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                       cwd=tmp_path)
+    err = [ln for ln in r.stderr.splitlines() if ln.startswith("molmo-eval: error:")]
+    assert r.returncode == 2, r.stderr[-2000:]
+    assert "Traceback" not in r.stderr and len(err) == 1, r.stderr[-2000:]
+    assert f"pip install '{install}'" in err[0] and repr(blocked[0]) in err[0]

@@ -106,9 +106,9 @@ def show(args: argparse.Namespace) -> int:
 def draw_sheet(samples: list, out: Path, title: str) -> None:
     """A grid of panels: image, ground-truth masks (tinted), boxes (rectangles), points (crosses),
     and the question with its answer under each."""
-    import matplotlib
+    from molmo_eval.report.plots import matplotlib_agg
 
-    matplotlib.use("Agg")
+    matplotlib_agg("molmo-eval data show")
     import matplotlib.pyplot as plt
 
     cols = min(4, len(samples))

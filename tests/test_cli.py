@@ -116,6 +116,50 @@ def test_score_predictions_requires_coverage_unless_allowed(toy_root, tmp_path):
     assert set(out["breakdowns"]["shade"]) == {"dark", "light"}
 
 
+def test_score_predictions_output_path_writes_a_run_that_gate_and_report_read(toy_root, tmp_path):
+    preds = tmp_path / "preds.json"
+    preds.write_text(json.dumps([{"id": i, "answer": oracle_text(f"toy/a/{i}", toy_root) if i % 4 else "purple"}
+                                 for i in range(36)]))
+    out = tmp_path / "scored"
+    r = toy_cli("score", "--task", "toy", "--data-root", str(toy_root), "--split", "a", "--predictions", str(preds),
+                "--allow-missing", "--json", "--output-path", str(out))
+    assert r.returncode == 0, r.stderr
+    printed = json.loads(r.stdout)["metrics"]["accuracy"]
+    record = json.loads((out / "results.json").read_text())
+    assert record["tasks"]["toy"]["metrics"]["accuracy"]["value"] == printed == 27 / 40
+    assert record["model"]["name"] == "predictions" and record["config"]["predictions"] == str(preds)
+    assert record["tasks"]["toy"]["n_failed"] == 4 and record["tasks"]["toy"]["data_digests"]
+    lines = [json.loads(x) for x in (out / "samples.jsonl").read_text().splitlines()]
+    assert len(lines) == 40 and [ln["error"] for ln in lines].count("no prediction") == 4
+    assert lines[1]["output"]["text"] == oracle_text("toy/a/1", toy_root) and lines[1]["scores"]["accuracy"] == 1.0
+    assert (out / "report.md").is_file() and (out / "scores.json").is_file()
+    gate = toy_cli("gate", "--baseline", str(out), "--current", str(out), "--quiet", "--max-failed", "4")
+    assert gate.returncode == 0, gate.stdout + gate.stderr
+    report = toy_cli("report", str(out), "--out", str(tmp_path / "t.md"))
+    assert report.returncode == 0 and "67.5" in (tmp_path / "t.md").read_text()
+
+
+def test_score_takes_task_scoped_variant_and_data_root_as_run_does(toy_root, tmp_path):
+    outputs = write_outputs(toy_root, tmp_path / "o.jsonl", wrong_every=1000)
+    run = tmp_path / "run"
+    assert toy_cli("--tasks", "toy", "--model", "scripted", "--model-args", f"outputs={outputs}", "--data-root",
+                   str(toy_root), "--output-path", str(run), "--no-cache").returncode == 0
+    r = toy_cli("score", "--run", str(run), "--variant", "toy=lenient", "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["tasks"]["toy"]["variant"] == "lenient"
+    bad = toy_cli("score", "--run", str(run), "--variant", "vqav2=lmms-eval")
+    assert bad.returncode == 2 and "--variant vqav2=...: 'vqav2' is not a task of this scoring (toy)" in bad.stderr
+    preds = tmp_path / "preds.json"
+    preds.write_text(json.dumps([{"id": i, "answer": oracle_text(f"toy/a/{i}", toy_root)} for i in range(40)]))
+    common = ["score", "--task", "toy", "--split", "a", "--predictions", str(preds), "--json"]
+    for root in (f"toy={toy_root / 'toy'}", str(toy_root)):  # the task's folder, or the root holding it
+        r = toy_cli(*common, "--data-root", root, "--variant", "toy=lenient")
+        assert r.returncode == 0, r.stderr
+        assert json.loads(r.stdout)["metrics"]["accuracy"] == 1.0 and json.loads(r.stdout)["variant"] == "lenient"
+    missing = toy_cli(*common, "--data-root", f"toy={tmp_path / 'nowhere'}")
+    assert missing.returncode == 2 and "is not a directory (the folder of task 'toy')" in missing.stderr
+
+
 def test_listing_commands_and_help_do_not_import_torch():
     code = ("import sys; from molmo_eval.cli import main; "
             "rc = [main(a) for a in (['tasks'], ['models'])]; "

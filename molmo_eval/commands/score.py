@@ -4,6 +4,11 @@
   never needs the model again; cached outputs stay valid).
 - ``--task T --predictions FILE``: score predictions written by other tools in the benchmark's
   usual results format (see each task's `read_predictions`).
+
+``--variant`` and ``--data-root`` take ``V`` / ``DIR`` or ``TASK=V`` / ``TASK=DIR`` as in a run. With
+``--output-path DIR`` either form writes a run directory (results.json, samples.jsonl, scores.json,
+report.md) that `gate` and `report` read like any run; a scored prediction file is recorded as the
+model ``predictions`` whose fingerprint is the file's digest.
 """
 
 from __future__ import annotations
@@ -23,12 +28,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--run", type=Path, metavar="DIR", help="a run directory (results.json + samples.jsonl)")
     p.add_argument("--task", metavar="T", help="task of the --predictions file")
     p.add_argument("--predictions", type=Path, metavar="FILE", help="predictions in the benchmark's format")
-    p.add_argument("--data-root", type=Path, metavar="DIR", help="data root (default: the embedded mini world)")
+    p.add_argument("--data-root", action="append", metavar="DIR|TASK=DIR",
+                   help="data root, or one task's folder (default: the embedded mini world)")
     p.add_argument("--split", metavar="S", help="split of the predictions (default: the task's first default)")
-    p.add_argument("--variant", metavar="V", help="metric variant (default: official / the run's own)")
+    p.add_argument("--variant", action="append", metavar="V|TASK=V",
+                   help="metric variant, for every task or per task (default: official / the run's own)")
     p.add_argument("--allow-missing", action="store_true",
                    help="score questions without a prediction as wrong instead of failing")
-    p.add_argument("--output-path", type=Path, metavar="DIR", help="write the re-scored run here")
+    p.add_argument("--output-path", type=Path, metavar="DIR",
+                   help="write the scored run here (results.json, samples.jsonl, report.md)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples (0: no CIs)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
@@ -42,6 +50,30 @@ def handle(args: argparse.Namespace) -> int:
     return rescore_run(args) if args.run is not None else score_predictions(args)
 
 
+def scoped(values: list[str] | None, flag: str, tasks: list[str]) -> dict[str, str]:
+    """``--variant V`` / ``TASK=V`` (and ``--data-root``) as `run` reads them; a TASK not scored is an error."""
+    from molmo_eval.core.config import parse_scoped
+
+    out = parse_scoped(values or [], flag)
+    unknown = [k for k in out if k != "*" and k not in tasks]
+    if unknown:
+        raise ConfigError([f"{flag} {k}=...: {k!r} is not a task of this scoring ({', '.join(tasks)})"
+                           for k in unknown])
+    return out
+
+
+def write_scored(out: Path, record: Any, lines: list[dict[str, Any]]) -> None:
+    """A run directory, as a run writes it (results.json last: its presence marks a complete run)."""
+    from molmo_eval.run import records
+    from molmo_eval.run.scores import write_scores
+    from molmo_eval.run.summary import markdown_report
+
+    records.write_samples(out, lines)
+    write_scores(out, lines)
+    records.atomic_write(out / records.REPORT, markdown_report(record))
+    records.write_record(out, record)
+
+
 def rescore_run(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
@@ -52,13 +84,16 @@ def rescore_run(args: argparse.Namespace) -> int:
     from molmo_eval.run.summary import print_table
 
     run = records.read_run(args.run)
+    variants = scoped(args.variant, "--variant", list(run.record.tasks))
+    if args.data_root:
+        raise ConfigError("score --run: --data-root is not used (the run's samples.jsonl holds every sample)")
     space = CoordSpace(run.record.model.coord_space)
     by_task: dict[str, list[dict[str, Any]]] = {}
     for line in run.samples():
         by_task.setdefault(line["task"], []).append(line)
     results, all_lines = {}, []
     for name, old in run.record.tasks.items():
-        task = registry.get_task(name, args.variant or old.variant)
+        task = registry.get_task(name, variants.get(name, variants.get("*", old.variant)))
         lines = by_task.get(name, [])
         samples, scores, n_unparseable = [], [], 0
         for line in lines:
@@ -80,13 +115,7 @@ def rescore_run(args: argparse.Namespace) -> int:
         all_lines.extend(lines)
     record = replace(run.record, tasks=results)
     if args.output_path is not None:
-        from molmo_eval.run.scores import write_scores
-        from molmo_eval.run.summary import markdown_report
-
-        records.write_samples(args.output_path, all_lines)
-        write_scores(args.output_path, all_lines)
-        records.atomic_write(args.output_path / records.REPORT, markdown_report(record))
-        records.write_record(args.output_path, record)
+        write_scored(args.output_path, record, all_lines)
     if args.json:
         print(json.dumps(record.to_json(), indent=2))
     else:
@@ -96,33 +125,37 @@ def rescore_run(args: argparse.Namespace) -> int:
 
 def score_predictions(args: argparse.Namespace) -> int:
     from molmo_eval.core import registry
-    from molmo_eval.run.scoring import score_one, summarize_task
+    from molmo_eval.data.files import file_digest
+    from molmo_eval.run.scoring import sample_line, score_one, summarize_task
 
     if not args.task:
         raise ConfigError("score --predictions: --task is required")
-    task = registry.get_task(args.task, args.variant)
+    variants = scoped(args.variant, "--variant", [args.task])
+    task = registry.get_task(args.task, variants.get(args.task, variants.get("*")))
     split = task.check_split(args.split) if args.split else task.default_splits[0]
-    if args.data_root is not None:
-        root = args.data_root
-    else:
-        from molmo_eval.data.embedded import default_data_root
-
-        root = default_data_root()
-    samples = task.load(root / task.data_dir, split)
+    data_dir = _data_dir(task, scoped(args.data_root, "--data-root", [args.task]))
+    samples = task.load(data_dir, split)
     preds = task.read_predictions(args.predictions, samples)
     missing = [s.id for s in samples if s.uid not in preds]
     if missing and not args.allow_missing:
         raise DataError(f"{len(missing)} of {len(samples)} questions have no prediction (first: "
                         f"{', '.join(missing[:5])}); pass --allow-missing to score them as wrong",
                         path=args.predictions)
-    scores, n_unparseable = [], 0
+    scores, answers, n_unparseable = [], [], 0
     space = task.prediction_space()
     for s in samples:
         answer, sc = score_one(task, s, preds.get(s.uid), space)
         n_unparseable += int(answer is not None and not answer.parse_ok)
         scores.append(sc)
-    tr, _ = summarize_task(task, samples, scores, seed=args.seed, n_boot=args.bootstrap, n_failed=len(missing),
-                           n_unparseable=n_unparseable)
+        answers.append(answer)
+    digests = {f.name: file_digest(f) for f in task.data_files(data_dir, split)}
+    tr, final = summarize_task(task, samples, scores, seed=args.seed, n_boot=args.bootstrap,
+                               n_failed=len(missing), n_unparseable=n_unparseable, digests=digests)
+    if args.output_path is not None:
+        lines = [sample_line(s, "", preds.get(s.uid), a, sc, cached=False,
+                             error=None if s.uid in preds else "no prediction")
+                 for s, a, sc in zip(samples, answers, final, strict=True)]
+        write_scored(args.output_path, predictions_record(args, task, split, data_dir, space, tr), lines)
     if args.json:
         primary = tr.primary_metric
         if tr.metrics.get(primary) is None or tr.metrics[primary].n == 0:  # e.g. boxes under a pointing task
@@ -147,3 +180,43 @@ def score_predictions(args: argparse.Namespace) -> int:
 
 def _val(v: float) -> float | None:
     return None if v != v else v
+
+
+def _data_dir(task: Any, roots: dict[str, str]) -> Path:
+    """The task's folder: ``--data-root TASK=DIR`` names it, ``--data-root DIR`` holds it, else the
+    embedded mini world holds it (as in a run)."""
+    if task.name in roots:
+        folder = Path(roots[task.name]).expanduser()
+    else:
+        if "*" in roots:
+            root = Path(roots["*"]).expanduser()
+        else:
+            from molmo_eval.data.embedded import default_data_root
+
+            root = default_data_root()
+        folder = root / task.data_dir
+    if not folder.is_dir():
+        raise ConfigError(f"--data-root: {folder} is not a directory (the folder of task {task.name!r})")
+    return folder
+
+
+def predictions_record(args: argparse.Namespace, task: Any, split: str, data_dir: Path, space: Any,
+                       result: Any) -> Any:
+    """The RunRecord of a scored prediction file: the "model" is the file, fingerprinted by its digest."""
+    import datetime as dt
+    import uuid
+
+    from molmo_eval.core.types import ModelInfo, RunRecord
+    from molmo_eval.data.files import file_digest
+    from molmo_eval.run.runner import versions
+
+    config = {"command": "score", "tasks": [task.name], "predictions": str(args.predictions),
+              "data_dirs": {task.name: str(data_dir)}, "splits": {task.name: [split]},
+              "variants": {task.name: task.variant}, "seed": args.seed, "bootstrap": args.bootstrap,
+              "allow_missing": bool(args.allow_missing), "output_path": str(args.output_path)}
+    model = ModelInfo("predictions", f"predictions-{file_digest(args.predictions)[:20]}", space.value,
+                      {"file": str(args.predictions)})
+    return RunRecord(run_id=uuid.uuid4().hex[:12],
+                     created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), status="ok",
+                     config=config, versions=versions(), model=model, tasks={task.name: result},
+                     n_failed=result.n_failed, counts={"samples": result.n, "model_calls": 0, "cache_hits": 0})

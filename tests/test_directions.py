@@ -115,3 +115,24 @@ def test_lmms_eval_export_has_no_arrow_for_a_direction_less_metric(tmp_path):
     rows = [[c.strip() for c in ln.split("|")] for ln in utils.make_table(result).splitlines()]
     arrow = {r[4]: r[5] for r in rows if len(r) > 6 and r[1] == "molmo_pope"}  # metric -> arrow column
     assert arrow == {"f1": "↑", "yes_ratio": ""}
+
+
+def test_the_gate_reads_directions_from_the_record_when_the_plugin_differs(pope_runs, tmp_path):
+    """Runs scored by another version of the pope plugin: its metrics are not used, but the directions
+    recorded with the runs (results.json "configs") still keep yes_ratio out of the gate."""
+    import json
+    import shutil
+
+    sides = {}
+    for name in ("base", "better"):
+        d = shutil.copytree(pope_runs[name], tmp_path / name)
+        data = json.loads((d / "results.json").read_text())
+        data["tasks"]["pope"]["version"] = "older"
+        (d / "results.json").write_text(json.dumps(data))
+        sides[name] = d
+    assert json.loads((sides["base"] / "results.json").read_text())["higher_is_better"]["pope"]["yes_ratio"] is None
+    report = compare(load(sides["base"]), load(sides["better"]), GateConfig())
+    by = {v.metric: v for v in report.verdicts}
+    assert by["yes_ratio"].outcome is Outcome.REPORTED  # (as higher-is-better it fell, untestable: an error)
+    assert by["accuracy"].outcome is Outcome.PASS and "untested" in by["accuracy"].reason
+    assert report.exit_code == 0

@@ -143,7 +143,7 @@ def make_run(path: Path, tasks: Mapping[str, Mapping[str, np.ndarray]], *,
                                    data_digests=dict(digests or {f"{task}.json": "abc123"}))
         all_lines += lines
     record = RunRecord(run_id=run_id or path.name, created="2025-01-01T00:00:00Z", status=status, config={},
-                       versions={"molmo_eval": "0.1.0"}, model=ModelInfo("scripted", "f" * 16, "pixels"),
+                       packages={"molmo_eval": "0.1.0"}, model=ModelInfo("scripted", "f" * 16, "pixels"),
                        tasks=results, errors=("boom",) if status != "ok" else ())
     write_record(path, record)
     if samples:

@@ -183,7 +183,7 @@ def test_limit_and_nan_free_json(toy_task, toy_root, tmp_path):
     text = (tmp_path / "o" / "results.json").read_text()
     assert "NaN" not in text
     data = json.loads(text)
-    assert data["schema_version"] == 1 and data["n-samples"]["toy"]["effective"] == 5
+    assert data["schema_version"] == 2 and data["n-samples"]["toy"] == {"original": 40, "effective": 5}
     assert not math.isnan(data["tasks"]["toy"]["metrics"]["accuracy"]["value"])
 
 
@@ -244,3 +244,38 @@ def test_scripted_default_answers_samples_without_a_line(toy_task, toy_root, tmp
     assert ScriptedModel(default="red").fingerprint != ScriptedModel(default="blue").fingerprint
     with pytest.raises(ConfigError, match="needs outputs=FILE.jsonl and/or default=TEXT"):
         ScriptedModel()
+
+
+def test_results_json_has_the_keys_lmms_eval_readers_use(toy_task, toy_root, tmp_path):
+    """versions (task versions, as lmms-eval has them; library versions under package_versions),
+    higher_is_better, configs, n-shot, n-samples {original, effective}, world_size; and lmms-eval's own
+    table reads the file."""
+    evaluate("toy", ScriptedModel(default="red"), data_root=toy_root, limit=0.25, bootstrap=0, use_cache=False,
+             output_path=tmp_path / "o", gen_kwargs={"max_new_tokens": 9}, splits={"toy": ("a", "b")})
+    data = json.loads((tmp_path / "o" / "results.json").read_text())
+    assert data["versions"] == {"toy": toy_task.version}
+    assert data["package_versions"]["molmo_eval"] and "python" in data["package_versions"]
+    assert data["higher_is_better"] == {"toy": {"accuracy": True}}
+    assert data["n-samples"] == {"toy": {"original": 80, "effective": 20}} and data["n-shot"] == {"toy": 0}
+    assert data["world_size"] == 1
+    cfg = data["configs"]["toy"]
+    assert (cfg["task"], cfg["variant"], cfg["splits"], cfg["limit"]) == ("toy", "official", ["a", "b"], 0.25)
+    assert cfg["generation_kwargs"] == {"max_new_tokens": 9, "temperature": 0.0, "do_sample": False, "until": []}
+    assert cfg["metric_list"] == [{"metric": "accuracy", "higher_is_better": True}]
+    assert cfg["metadata"] == {"version": toy_task.version}
+    back = records.read_record(tmp_path / "o")  # and the record reads back whole
+    assert back.task_configs["toy"] == cfg and back.n_original == {"toy": 80} and back.packages["molmo_eval"]
+    utils = pytest.importorskip("lmms_eval.utils")
+    table = utils.make_table(data)
+    assert "toy" in table and "accuracy" in table and "↑" in table
+
+
+def test_schema_1_records_still_read(tmp_path):
+    from molmo_eval.core.types import RunRecord
+
+    old = {"schema_version": 1, "run_id": "r", "created": "", "status": "ok", "config": {},
+           "versions": {"molmo_eval": "0.1.0"}, "versions_tasks": {}, "model": {"name": "m", "fingerprint": "f",
+                                                                               "coord_space": "pixels"},
+           "tasks": {}, "n-samples": {}}
+    rec = RunRecord.from_json(old)
+    assert rec.packages == {"molmo_eval": "0.1.0"} and rec.task_configs == {} and rec.world_size == 1

@@ -80,7 +80,7 @@ def rescore_run(args: argparse.Namespace) -> int:
     from molmo_eval.core import registry
     from molmo_eval.core.types import CoordSpace, Generation
     from molmo_eval.run import records
-    from molmo_eval.run.scoring import sample_from_line, score_one, summarize_task
+    from molmo_eval.run.scoring import sample_from_line, score_one, summarize_task, task_config
     from molmo_eval.run.summary import print_table
 
     run = records.read_run(args.run)
@@ -92,6 +92,7 @@ def rescore_run(args: argparse.Namespace) -> int:
     for line in run.samples():
         by_task.setdefault(line["task"], []).append(line)
     results, all_lines = {}, []
+    configs = {k: dict(v) for k, v in run.record.task_configs.items()}
     for name, old in run.record.tasks.items():
         task = registry.get_task(name, variants.get(name, variants.get("*", old.variant)))
         lines = by_task.get(name, [])
@@ -113,7 +114,10 @@ def rescore_run(args: argparse.Namespace) -> int:
             line["fields"] = dict(sc.fields)
         results[name] = tr
         all_lines.extend(lines)
-    record = replace(run.record, tasks=results)
+        if name in configs:  # the variant (and with it the metric list) may have changed
+            fresh = task_config(task, tr.splits, None)
+            configs[name] = {**configs[name], **{k: fresh[k] for k in ("variant", "metric_list", "metadata")}}
+    record = replace(run.record, tasks=results, task_configs=configs)
     if args.output_path is not None:
         write_scored(args.output_path, record, all_lines)
     if args.json:
@@ -209,6 +213,7 @@ def predictions_record(args: argparse.Namespace, task: Any, split: str, data_dir
     from molmo_eval.core.types import ModelInfo, RunRecord
     from molmo_eval.data.files import file_digest
     from molmo_eval.run.runner import versions
+    from molmo_eval.run.scoring import task_config
 
     config = {"command": "score", "tasks": [task.name], "predictions": str(args.predictions),
               "data_dirs": {task.name: str(data_dir)}, "splits": {task.name: [split]},
@@ -218,5 +223,7 @@ def predictions_record(args: argparse.Namespace, task: Any, split: str, data_dir
                       {"file": str(args.predictions)})
     return RunRecord(run_id=uuid.uuid4().hex[:12],
                      created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), status="ok",
-                     config=config, versions=versions(), model=model, tasks={task.name: result},
-                     n_failed=result.n_failed, counts={"samples": result.n, "model_calls": 0, "cache_hits": 0})
+                     config=config, packages=versions(), model=model, tasks={task.name: result},
+                     n_failed=result.n_failed, counts={"samples": result.n, "model_calls": 0, "cache_hits": 0},
+                     task_configs={task.name: task_config(task, [split], None, data_dir=str(data_dir),
+                                                          coord_space=space.value)})

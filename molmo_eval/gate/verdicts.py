@@ -313,28 +313,34 @@ def _measure_task(task: str, baseline: RunData, current: RunData, config: GateCo
         else:
             names.append(m)
     plugin, why = resolve(task, b_tr)
+    recorded = baseline.record.higher_is_better().get(task, {})
+    directions = {m: _direction(plugin, recorded, m) for m in names}
     b_rows, c_rows = _rows(baseline, task), _rows(current, task)
     if b_rows is None or c_rows is None:  # tolerance policy without per-sample scores
         note = "no per-sample scores: sample sets not verified (n and dataset digests match), no test"
-        return [Measured(task, m, b_tr.metrics[m].value, c_tr.metrics[m].value, _direction(plugin, m),
+        return [Measured(task, m, b_tr.metrics[m].value, c_tr.metrics[m].value, directions[m],
                          None, "no per-sample scores", (note,)) for m in names], errors
     base, cur = _aligned(b_rows, c_rows)
-    return _tests(task, names, b_tr, c_tr, base, cur, plugin, why, config), errors
+    return _tests(task, names, b_tr, c_tr, base, cur, plugin, why, config, directions), errors
 
 
-def _direction(plugin: Mapping[str, Metric] | None, name: str) -> Direction:
+def _direction(plugin: Mapping[str, Metric] | None, recorded: Mapping[str, bool | None], name: str) -> Direction:
+    """The installed plugin's direction of a metric, else the one recorded with the baseline, else higher."""
     metric = plugin.get(name) if plugin is not None else None
-    return Direction.HIGHER if metric is None else metric.direction
+    if metric is not None:
+        return metric.direction
+    return Direction.of(recorded[name]) if name in recorded else Direction.HIGHER
 
 
 def _tests(task: str, names: Sequence[str], b_tr: TaskResult, c_tr: TaskResult, base: Columns,
-           cur: Columns, plugin: Mapping[str, Metric] | None, why: str, config: GateConfig) -> list[Measured]:
+           cur: Columns, plugin: Mapping[str, Metric] | None, why: str, config: GateConfig,
+           directions: Mapping[str, Direction]) -> list[Measured]:
     chosen: dict[str, tuple[Metric | None, str, tuple[str, ...]]] = {}
     for name in names:
-        if _direction(plugin, name) is Direction.NONE:  # never gated: no test (and no share of Holm's alpha)
+        if directions[name] is Direction.NONE:  # never gated: no test (and no share of Holm's alpha)
             chosen[name] = (None, "no better direction", ())
             continue
-        chosen[name] = _choose(name, b_tr, c_tr, base, cur, plugin, why)
+        chosen[name] = _choose(name, b_tr, c_tr, base, cur, plugin, why, directions[name])
     testable = [metric for metric, _, _ in chosen.values() if metric is not None]
     tests, failed = _run_tests(task, testable, base, cur, config)
     out = []
@@ -342,13 +348,13 @@ def _tests(task: str, names: Sequence[str], b_tr: TaskResult, c_tr: TaskResult, 
         if name in failed:
             untestable = failed[name]
         out.append(Measured(task, name, b_tr.metrics[name].value, c_tr.metrics[name].value,
-                             _direction(plugin, name), tests.get(name), untestable if name not in tests else "",
-                             notes))
+                             directions[name], tests.get(name), untestable if name not in tests else "", notes))
     return out
 
 
 def _choose(name: str, b_tr: TaskResult, c_tr: TaskResult, base: Columns, cur: Columns,
-            plugin: Mapping[str, Metric] | None, why: str) -> tuple[Metric | None, str, tuple[str, ...]]:
+            plugin: Mapping[str, Metric] | None, why: str, direction: Direction
+            ) -> tuple[Metric | None, str, tuple[str, ...]]:
     """The Metric to test ``name`` with (or None and why not), and notes for the verdict."""
     metric = plugin.get(name) if plugin is not None else None
     notes: tuple[str, ...] = ()
@@ -356,8 +362,9 @@ def _choose(name: str, b_tr: TaskResult, c_tr: TaskResult, base: Columns, cur: C
         lead = why or f"the task plugin has no metric {name!r}"
         if not (name in base and name in cur and base[name].dtype.kind == "f"):
             return None, f"{lead}; no per-sample column {name!r} to test instead", ()
-        metric = mean(name)
-        notes = (f"{lead}: {name!r} tested as the per-sample mean of column {name!r}, higher assumed better",)
+        metric = mean(name, direction=direction)
+        notes = (f"{lead}: {name!r} tested as the per-sample mean of column {name!r}, {direction.value} "
+                 f"is better",)
     for side, cols, tr in (("baseline", base, b_tr), ("current", cur, c_tr)):
         try:
             value = metric.value(cols)

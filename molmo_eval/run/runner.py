@@ -47,7 +47,7 @@ from molmo_eval.run.cache import ResponseCache, default_cache_dir, request_key
 from molmo_eval.run.distributed import DistGroup
 from molmo_eval.run.progress import Progress
 from molmo_eval.run.records import write_record, write_samples
-from molmo_eval.run.scoring import sample_line, score_one, summarize_task
+from molmo_eval.run.scoring import sample_line, score_one, summarize_task, task_config
 
 PREFETCH_BATCHES = 2
 
@@ -144,11 +144,14 @@ def _run(cfg: RunConfig, model: Model | None, show_progress: bool, group: DistGr
     timings["total"] = time.perf_counter() - t0
     record = RunRecord(
         run_id=uuid.uuid4().hex[:12], created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        status="failed" if errors else "ok", config=cfg.to_json(), versions=versions(),
+        status="failed" if errors else "ok", config=cfg.to_json(), packages=versions(),
         model=ModelInfo(model.name, model.fingerprint, model.coord_space.value,
                         {k: v for k, v in cfg.to_json()["model_args"].items()}),
         tasks=results, timings=timings, n_failed=n_failed_total, errors=tuple(errors),
         counts={"samples": len(lines), "model_calls": calls, "cache_hits": hits, **extra},
+        task_configs={p.task.name: run_config(p, cfg, model) for p in prepared if p.task.name in results},
+        n_original={p.task.name: p.n_original for p in prepared if p.task.name in results},
+        world_size=1 if group is None else group.world,
     )
     if group is not None:  # every rank returns rank 0's record; only rank 0 writes
         record = group.broadcast(record if group.is_main else None)
@@ -454,6 +457,13 @@ def generate_safe(model: Model, reqs: Sequence[Request]) -> list[Generation]:
 
 
 # --- record ----------------------------------------------------------------------------------
+
+def run_config(p: PreparedTask, cfg: RunConfig, model: Model) -> dict[str, Any]:
+    """The record's ``configs`` entry of a task: what it was run with (`scoring.task_config`)."""
+    settings = generation_settings(p.task.generation_settings(), cfg.gen_kwargs)
+    return task_config(p.task, task_splits(p.task, cfg), settings, data_dir=str(p.data_dir), limit=cfg.limit,
+                       prompt_style=cfg.prompt_style or model.prompt_style, coord_space=model.coord_space.value)
+
 
 def versions() -> dict[str, str]:
     out = {"molmo_eval": __version__, "python": platform.python_version()}

@@ -57,7 +57,7 @@ def markdown_report(record: RunRecord) -> str:
         f"- model: `{record.model.name}` (fingerprint `{record.model.fingerprint}`, points in "
         f"{record.model.coord_space})",
         f"- created: {record.created} · status: **{record.status}** · molmo-eval "
-        f"{record.versions.get('molmo_eval', '?')}",
+        f"{record.packages.get('molmo_eval', '?')}",
         f"- wall time: {record.timings.get('total', 0):.1f} s",
         "",
         "| Task | Metric | Value (%) | 95% CI | n |",

@@ -276,3 +276,33 @@ def test_a_missing_dependency_is_one_line_naming_the_pip_install(blocked, argv, 
     assert r.returncode == 2, r.stderr[-2000:]
     assert "Traceback" not in r.stderr and len(err) == 1, r.stderr[-2000:]
     assert f"pip install '{install}'" in err[0] and repr(blocked[0]) in err[0]
+
+
+def test_the_console_says_when_results_came_from_the_cache(toy_root, tmp_path):
+    outputs = write_outputs(toy_root, tmp_path / "o.jsonl")
+    args = ["--tasks", "toy", "--model", "scripted", "--model-args", f"outputs={outputs}", "--data-root",
+            str(toy_root), "--cache-dir", str(tmp_path / "c"), "--no-log-samples"]
+    first = toy_cli(*args, "--output-path", str(tmp_path / "a"), "--limit", "30")
+    second = toy_cli(*args, "--output-path", str(tmp_path / "b"))
+    off = toy_cli(*args, "--output-path", str(tmp_path / "c2"), "--no-cache", "--limit", "5")
+    assert "30 samples, 0 from cache, 30 model calls" in first.stdout
+    assert "40 samples, 30 from cache, 10 model calls" in second.stdout
+    assert "5 samples, 0 from cache (cache off), 5 model calls" in off.stdout
+
+
+def test_run_files_are_readable_as_open_would_create_them(toy_root, tmp_path):
+    import os
+    import stat
+
+    outputs = write_outputs(toy_root, tmp_path / "o.jsonl")
+    for umask, mode in ((0o022, 0o644), (0o077, 0o600)):
+        run = tmp_path / f"run{umask:o}"
+        argv = ["--tasks", "toy", "--model", "scripted", "--model-args", f"outputs={outputs}", "--data-root",
+                str(toy_root), "--output-path", str(run), "--no-cache"]
+        code = (f"import os, runpy, sys; os.umask({umask}); sys.argv[1:] = {argv!r}; "
+                f"runpy.run_path({str(HERE / 'toy_cli.py')!r}, run_name='__main__')")
+        r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stderr
+        files = sorted(p.name for p in run.iterdir())
+        assert files == ["report.md", "results.json", "samples.jsonl", "scores.json"]
+        assert {p.name: oct(stat.S_IMODE(os.stat(p).st_mode)) for p in run.iterdir()} == dict.fromkeys(files, oct(mode))

@@ -123,7 +123,7 @@ def rescore_run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(record.to_json(), indent=2))
     else:
-        print_table(record)
+        print_table(record, counts=False)  # the counts are the original run's
     return 0
 
 

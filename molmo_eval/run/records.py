@@ -2,7 +2,9 @@
 index of the per-sample scores, see `molmo_eval.run.scores`) and ``report.md``.
 
 Written atomically (temporary file in the same folder, fsync, rename), so a crash never leaves a
-half-written record. Reports, gates and re-scoring read runs through this module only.
+half-written record, and with the permissions a plain ``open()`` gives (0644 under the usual umask),
+not the 0600 of the temporary file: CI artifact uploaders and other users read run folders.
+Reports, gates and re-scoring read runs through this module only.
 
 ``samples.jsonl`` has one object per sample, in evaluation order::
 
@@ -30,11 +32,28 @@ SAMPLES = "samples.jsonl"
 REPORT = "report.md"
 
 
+def new_file_mode() -> int:
+    """The mode ``open()`` gives a new file: 0o666 less the process umask (read from /proc where there
+    is one, since setting the umask to read it is not thread-safe)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return 0o666 & ~int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def atomic_write(path: Path, text: str | Iterable[str]) -> None:
-    """Write ``text`` (or an iterable of chunks) to ``path`` atomically."""
+    """Write ``text`` (or an iterable of chunks) to ``path`` atomically, as ``open()`` would create it."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        if hasattr(os, "fchmod"):  # mkstemp makes 0600
+            os.fchmod(fd, new_file_mode())
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             if isinstance(text, str):
                 f.write(text)

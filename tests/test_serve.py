@@ -342,3 +342,60 @@ def test_server_close_is_prompt():
     t = time.monotonic()
     server.close()
     assert time.monotonic() - t < 2
+
+
+# --- the `openai` model reads what the server advertises ----------------------------------------
+
+
+def bins_model() -> ScriptedModel:
+    """Writes the reference model's point tokens (bins), at a place that depends on the prompt only."""
+    import zlib
+
+    def fn(r: Request) -> str:
+        h = zlib.crc32(r.prompt.encode())
+        return f"<point> <x_{h % 100}> <y_{h // 100 % 100}>"
+
+    return ScriptedModel(fn=fn, coord_space="bins", prompt_style="molmo", fingerprint="bins-v1")
+
+
+def test_openai_model_follows_the_coordinate_space_and_prompt_style_the_server_advertises(caplog):
+    pytest.importorskip("httpx")
+    from molmo_eval.core.types import CoordSpace
+    from molmo_eval.models.openai_api import OpenAIModel
+
+    with Server(bins_model(), port=0) as server:
+        assert OpenAIModel(base_url=server.url, model="scripted").coord_space is CoordSpace.BINS
+        with caplog.at_level("WARNING", logger="molmo_eval.models.openai_api"):
+            mine = OpenAIModel(base_url=server.url, model="scripted", coordinate_space="percent",
+                               prompt_style="default")
+        assert mine.coord_space is CoordSpace.PERCENT and mine.prompt_style == "default"  # the user's word
+        said = " ".join(r.getMessage() for r in caplog.records)
+        assert "coordinate_space=percent contradicts the server, which advertises coord_space 'bins'" in said
+        assert "prompt_style=default contradicts the server, which advertises prompt_style 'molmo'" in said
+        caplog.clear()
+        quiet = OpenAIModel(base_url=server.url, model="scripted", discover="false")
+        assert quiet.coord_space is CoordSpace.PERCENT and not caplog.records  # Molmo's default, not asked
+    with Server(ScriptedModel(fn=echo, coord_space="thousand", prompt_style="default"), port=0) as server:
+        other = OpenAIModel(base_url=server.url, model="scripted")
+        assert (other.coord_space, other.prompt_style) == (CoordSpace.THOUSAND, "default")
+    # a server that advertises nothing (or cannot be reached) leaves Molmo's defaults
+    gone = OpenAIModel(base_url="http://127.0.0.1:9/v1", model="x", timeout="2")
+    assert (gone.coord_space, gone.prompt_style) == (CoordSpace.PERCENT, "molmo")
+
+
+def test_refcoco_through_serve_parses_points_in_the_advertised_space(tmp_path):
+    """The issue's case: the served model writes bins; read as percent, every point moved."""
+    pytest.importorskip("httpx")
+    from molmo_eval.data.embedded import default_data_root
+    from molmo_eval.models.openai_api import OpenAIModel
+    from molmo_eval.run import records
+
+    common = dict(data_root=default_data_root(), limit=30, bootstrap=0, use_cache=False)
+    local = evaluate("refcoco", bins_model(), output_path=tmp_path / "local", **common)
+    with Server(bins_model(), port=0) as server, OpenAIModel(base_url=server.url, model="scripted") as remote:
+        via = evaluate("refcoco", remote, output_path=tmp_path / "http", **common)
+    assert via.model.coord_space == "bins"
+    a = [(ln["uid"], ln["output"]["text"], ln["answer"]) for ln in records.iter_samples(tmp_path / "local")]
+    b = [(ln["uid"], ln["output"]["text"], ln["answer"]) for ln in records.iter_samples(tmp_path / "http")]
+    assert a == b and len(a) == via.tasks["refcoco"].n == 90  # 30 of each default split
+    assert via.tasks["refcoco"].to_json()["metrics"] == local.tasks["refcoco"].to_json()["metrics"]  # NaN-safe

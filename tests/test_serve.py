@@ -12,6 +12,7 @@ import http.client
 import io
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -76,6 +77,51 @@ def test_official_client_lists_the_model_and_gets_completions(served):
     assert text_only.choices[0].message.content == "|64|text|hi"
 
 
+def test_official_client_sends_system_messages_reads_usage_and_streams(served):
+    """What vLLM-style clients use: a system prompt, ``usage`` and ``stream=true`` (server-sent events)."""
+    _, client = served
+    msgs = [{"role": "system", "content": "Be brief."}, *user("What is it?", png_url((13, 7)))]
+    out = client.chat.completions.create(model="scripted", messages=msgs, max_tokens=5)
+    text = out.choices[0].message.content
+    assert text == "13x7|5|text|Be brief.\nWhat is it?"  # the system text leads the one prompt
+    dev = [{"role": "developer", "content": [{"type": "text", "text": "Terse."}]}, *user("Hi")]
+    assert client.chat.completions.create(model="scripted", messages=dev).choices[0].message.content == "|64|text|Terse.\nHi"
+    u = out.usage
+    assert u.prompt_tokens == 7 and u.completion_tokens == len(re.findall(r"\w+|[^\w\s]", text))  # approximate
+    assert u.total_tokens == u.prompt_tokens + u.completion_tokens
+    chunks = list(client.chat.completions.create(model="scripted", messages=msgs, max_tokens=5, stream=True,
+                                                 stream_options={"include_usage": True}))
+    assert all(c.object == "chat.completion.chunk" for c in chunks)
+    assert chunks[0].choices[0].delta.role == "assistant"
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == text
+    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "stop"
+    assert chunks[-1].choices == [] and chunks[-1].usage.model_dump() == u.model_dump()
+    plain = list(client.chat.completions.create(model="scripted", messages=msgs, stream=True))
+    assert all(c.usage is None for c in plain) and "".join(c.choices[0].delta.content or "" for c in plain) == \
+        "13x7|64|text|Be brief.\nWhat is it?"
+
+
+def test_usage_counts_with_the_models_own_tokenizer_and_streams_keep_the_connection():
+    class Counting(ScriptedModel):
+        def count_tokens(self, text: str) -> int:  # one token per character
+            return len(text)
+
+    with Server(Counting(fn=lambda r: "yes", fingerprint="c"), port=0) as server:
+        client = openai.OpenAI(base_url=server.url, api_key="unused", max_retries=0, timeout=10)
+        out = client.chat.completions.create(model="scripted", messages=[{"role": "user", "content": "abcd"}])
+        assert (out.usage.prompt_tokens, out.usage.completion_tokens, out.usage.total_tokens) == (4, 3, 7)
+        host, port = server.httpd.server_address[:2]
+        conn = http.client.HTTPConnection(host, port, timeout=10)
+        body = json.dumps({"model": "scripted", "messages": [{"role": "user", "content": "x"}], "stream": True})
+        for _ in range(2):  # the same keep-alive connection twice: the chunked stream ends cleanly
+            conn.request("POST", "/v1/chat/completions", body=body, headers={"Content-Type": "application/json"})
+            resp = conn.getresponse()
+            events = resp.read().decode()
+            assert resp.status == 200 and resp.getheader("Content-Type") == "text/event-stream"
+            assert events.endswith("data: [DONE]\n\n") and events.count("data: ") == 4
+        conn.close()
+
+
 @pytest.mark.parametrize(
     "kwargs, status, param",
     [
@@ -99,6 +145,13 @@ def test_official_client_lists_the_model_and_gets_completions(served):
             "messages[0].content[0].image_url",
         ),
         (dict(model="scripted", messages=[{"role": "assistant", "content": "x"}]), 400, "messages[0].role"),
+        (
+            dict(model="scripted", messages=[{"role": "system", "content": [
+                {"type": "image_url", "image_url": {"url": png_url()}}]}, *user("x")]),
+            400,
+            "messages[0].content",
+        ),
+        (dict(model="scripted", messages=user("x"), stream_options={"include_usage": True}), 400, "stream_options"),
         (dict(model="scripted", messages=user("x"), n=2), 400, "n"),
         (dict(model="scripted", messages=user("x"), max_tokens=0), 400, "max_tokens"),
         (dict(model="scripted", messages=user("x"), temperature=7), 400, "temperature"),

@@ -217,7 +217,7 @@ def test_gen_kwargs_reach_the_model_are_recorded_and_key_the_cache(toy_task, toy
 
 @pytest.mark.parametrize("spec,message", [
     ("top_p=0.9", "--gen-kwargs top_p=...: not a generation setting"),
-    ("max_new_tokens=0", "--gen-kwargs max_new_tokens='0': expected a value >= 1"),
+    ("max_new_tokens=0", "--gen-kwargs max_new_tokens='0': expected an integer >= 1"),
     ("max_new_tokens=1.5", "expected an integer"),
     ("temperature=hot", "expected a number"),
     ("do_sample=maybe", "expected true or false"),

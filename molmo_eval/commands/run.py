@@ -114,14 +114,15 @@ def set_verbosity(level: str | None) -> bool:
     lines are wanted (INFO and DEBUG)."""
     import logging
 
-    name = level or "INFO"
+    if level is None:  # Python's defaults: warnings on stderr, and progress
+        return True
     logger = logging.getLogger("molmo_eval")
-    logger.setLevel(name)
-    if level is not None and not logger.handlers:
+    logger.setLevel(level)
+    if not logger.handlers:
         handler = logging.StreamHandler()
         handler.setFormatter(logging.Formatter("[molmo-eval] %(levelname)s %(name)s: %(message)s"))
         logger.addHandler(handler)
-    return logging.getLevelName(name) <= logging.INFO
+    return logging.getLevelName(level) <= logging.INFO
 
 
 def handle(args: argparse.Namespace) -> int:

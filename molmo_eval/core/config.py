@@ -101,9 +101,9 @@ def parse_gen_kwargs(given: str | Mapping[str, Any]) -> dict[str, Any]:
     for k, v in raw.items():
         try:
             if k == "max_new_tokens":
-                out[k] = _number(v, int, 1)
+                out[k] = int(_number(v, 1, integer=True))
             elif k == "temperature":
-                out[k] = float(_number(v, float, 0.0))
+                out[k] = _number(v, 0.0)
             elif k == "do_sample":
                 out[k] = _flag(v)
             elif k == "until":
@@ -118,17 +118,16 @@ def parse_gen_kwargs(given: str | Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _number(v: Any, kind: type, low: float) -> Any:
-    if isinstance(v, bool):
-        raise ValueError("expected a number")
+def _number(v: Any, low: float, *, integer: bool = False) -> float:
+    what = "an integer" if integer else "a number"
     try:
-        n = kind(v) if not (kind is int and isinstance(v, float)) else v
+        n = float(v) if not isinstance(v, bool) else math.nan
     except (TypeError, ValueError):
-        raise ValueError(f"expected {'an integer' if kind is int else 'a number'}") from None
-    if kind is int and (not isinstance(n, int) or isinstance(n, bool)):
-        raise ValueError("expected an integer")
+        n = math.nan
+    if math.isnan(n) or (integer and not n.is_integer()):
+        raise ValueError(f"expected {what}")
     if not math.isfinite(n) or n < low:
-        raise ValueError(f"expected a value >= {low:g}")
+        raise ValueError(f"expected {what} >= {low:g}")
     return n
 
 

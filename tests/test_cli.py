@@ -197,7 +197,7 @@ def test_gen_kwargs_reach_the_model_are_recorded_and_key_the_cache(toy_task, toy
         return "red"
 
     common = dict(data_root=toy_root, limit=3, bootstrap=0, cache_dir=tmp_path / "cache")
-    evaluate("toy", ScriptedModel(fn=fn, fingerprint="g"), **common)
+    evaluate("toy", ScriptedModel(fn=fn, fingerprint="g"), output_path=tmp_path / "first", **common)
     assert {(s.max_new_tokens, s.temperature, s.stop) for s in seen} == {(64, 0.0, ())}  # the task's own
     seen.clear()
     parser = argparse.ArgumentParser()
@@ -211,7 +211,7 @@ def test_gen_kwargs_reach_the_model_are_recorded_and_key_the_cache(toy_task, toy
     assert out.model_calls == 3  # new settings: not answered from the cache of the first run
     assert out.record.config["gen_kwargs"] == {"max_new_tokens": 7, "temperature": 0.5, "until": "."}
     greedy = evaluate("toy", ScriptedModel(fn=fn, fingerprint="g"), gen_kwargs={"temperature": 0.9,
-                      "do_sample": "false"}, **common)
+                      "do_sample": "false"}, output_path=tmp_path / "greedy", **common)
     assert greedy.counts["model_calls"] == 0  # do_sample=false: greedy, the first run's settings (cached)
 
 

@@ -248,7 +248,7 @@ def test_limit_keeps_whole_circular_groups(tmp_path):
         assert groups == set(first[:n_groups])
         assert len(kept) == sum(sizes[g] for g in groups)  # every rotation of every kept question
     rec = evaluate("mmbench", ScriptedModel(fn=lambda r: "A"), data_root=root, limit=10, bootstrap=0,
-                   use_cache=False)
+                   use_cache=False, output_path=tmp_path / "run")
     m = rec.tasks["mmbench"].metrics
     assert m["circular_accuracy"].n == m["vanilla_accuracy"].n == 10
     assert m["circular_accuracy"].value < m["vanilla_accuracy"].value

@@ -161,7 +161,7 @@ def test_fractional_limit_rounds_up_per_split(toy_task, toy_root, tmp_path, caps
     model = ScriptedModel(fn=lambda r: "")
     for limit, n in ((0.1, 4), (0.11, 5), (0.001, 1)):  # 40 samples per split
         rec = evaluate("toy", model, data_root=toy_root, limit=limit, bootstrap=0, use_cache=False,
-                       splits={"toy": ("a", "b")})
+                       splits={"toy": ("a", "b")}, output_path=tmp_path / f"limit-{limit}")
         assert rec.tasks["toy"].n == 2 * n, limit
     script = tmp_path / "answers.jsonl"
     script.write_text("".join(json.dumps({"id": i, "text": "red"}) + "\n" for i in range(40)))
@@ -232,13 +232,14 @@ def test_recently_loaded_images_are_reused_until_the_file_changes(tmp_path):
 
 
 def test_scripted_default_answers_samples_without_a_line(toy_task, toy_root, tmp_path):
-    const = evaluate("toy", ScriptedModel(default="red"), data_root=toy_root, bootstrap=0, use_cache=False)
+    const = evaluate("toy", ScriptedModel(default="red"), data_root=toy_root, bootstrap=0, use_cache=False,
+                     output_path=tmp_path / "const")
     assert const.tasks["toy"].metrics["accuracy"].value == pytest.approx(10 / 40)  # colours cycle over 4
     script = tmp_path / "some.jsonl"
     script.write_text("".join(json.dumps({"id": i, "text": oracle_text(f"toy/a/{i}", toy_root)}) + "\n"
                               for i in range(20)))
     mixed = evaluate("toy", ScriptedModel(outputs=str(script), default="red"), data_root=toy_root, bootstrap=0,
-                     use_cache=False)
+                     use_cache=False, output_path=tmp_path / "mixed")
     assert mixed.tasks["toy"].metrics["accuracy"].value == pytest.approx((20 + 5) / 40)
     assert mixed.tasks["toy"].n_failed == 0
     assert ScriptedModel(default="red").fingerprint != ScriptedModel(default="blue").fingerprint

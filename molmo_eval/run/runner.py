@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from molmo_eval.core import registry
-from molmo_eval.core.config import RunConfig, build
+from molmo_eval.core.config import RunConfig, build, generation_settings, limit_count
 from molmo_eval.core.errors import ConfigError, MolmoEvalError
 from molmo_eval.core.model import Model
 from molmo_eval.core.task import Task
@@ -54,7 +54,7 @@ from molmo_eval.run.distributed import DistGroup
 from molmo_eval.run.guard import describe, generate_safe, score_sample
 from molmo_eval.run.loading import load_split
 from molmo_eval.run.progress import Progress
-from molmo_eval.run.scoring import sample_line, summarize_task
+from molmo_eval.run.scoring import sample_line, summarize_task, task_config
 
 __all__ = ["Outcome", "evaluate", "generate_safe", "run"]
 
@@ -67,6 +67,7 @@ class PreparedTask:
     data_dir: Path
     samples: list[Sample]
     digests: dict[str, str]
+    n_original: int = 0  # samples in the splits before --limit
 
 
 @dataclass
@@ -155,11 +156,14 @@ def _run(cfg: RunConfig, model: Model | None, show_progress: bool, group: DistGr
     timings["total"] = time.perf_counter() - t0
     record = RunRecord(
         run_id=uuid.uuid4().hex[:12], created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        status=run_status(errors, n_failed_total, allowed), config=cfg.to_json(), versions=versions(),
+        status=run_status(errors, n_failed_total, allowed), config=cfg.to_json(), packages=versions(),
         model=ModelInfo(model.name, model.fingerprint, model.coord_space.value,
                         {k: v for k, v in cfg.to_json()["model_args"].items()}),
         tasks=results, timings=timings, n_failed=n_failed_total, errors=tuple(errors),
         counts={"samples": len(lines), "model_calls": calls, "cache_hits": hits, **extra},
+        task_configs={p.task.name: run_config(p, cfg, model) for p in prepared if p.task.name in results},
+        n_original={p.task.name: p.n_original for p in prepared if p.task.name in results},
+        world_size=1 if group is None else group.world,
     )
     if group is not None:  # every rank returns rank 0's record; only rank 0 writes
         record = group.broadcast(record if group.is_main else None)
@@ -260,11 +264,13 @@ def prepare_tasks(cfg: RunConfig) -> list[PreparedTask]:
             d = task_dir(task, cfg)
             samples: list[Sample] = []
             digests: dict[str, str] = {}
+            n_original = 0
             for split in splits:
                 loaded, split_digests = load_split(task, d, split)
-                samples.extend(loaded[: cfg.limit] if cfg.limit is not None else loaded)
+                n_original += len(loaded)
+                samples.extend(apply_limit(task, loaded, cfg.limit))
                 digests.update(split_digests)
-            out.append(PreparedTask(task, d, samples, digests))
+            out.append(PreparedTask(task, d, samples, digests, n_original))
         except MolmoEvalError as e:
             problems.append(e)
     if len(problems) == 1:
@@ -272,6 +278,18 @@ def prepare_tasks(cfg: RunConfig) -> list[PreparedTask]:
     if problems:
         raise ConfigError([str(e) for e in problems])
     return out
+
+
+def apply_limit(task: Task, samples: Sequence[Sample], limit: int | float | None) -> list[Sample]:
+    """The samples of the first ``limit`` groups of a split (`Task.limit_group`; a fraction counts
+    groups too), in file order: a metric that needs a whole group never sees part of one."""
+    if limit is None:
+        return list(samples)
+    order: dict[str, None] = {}
+    for s in samples:
+        order.setdefault(task.limit_group(s), None)
+    keep = set(list(order)[:limit_count(limit, len(order))])
+    return [s for s in samples if task.limit_group(s) in keep]
 
 
 def open_cache(cfg: RunConfig, model: Model) -> ResponseCache | None:
@@ -344,7 +362,7 @@ def evaluate_shard(p: PreparedTask, model: Model, cache: ResponseCache | None, c
     """Images -> requests -> cached generate -> parse + score, batch by batch."""
     task = p.task
     style = cfg.prompt_style or model.prompt_style
-    settings = task.generation_settings()
+    settings = generation_settings(task.generation_settings(), cfg.gen_kwargs)
     out = Shard(index=[])
     prog.start(label, len(index))
     batches = [index[i:i + cfg.batch_size] for i in range(0, len(index), cfg.batch_size)]
@@ -478,6 +496,13 @@ def generate_cached(model: Model, cache: ResponseCache | None, reqs: Sequence[Re
 
 
 # --- record ----------------------------------------------------------------------------------
+
+def run_config(p: PreparedTask, cfg: RunConfig, model: Model) -> dict[str, Any]:
+    """The record's ``configs`` entry of a task: what it was run with (`scoring.task_config`)."""
+    settings = generation_settings(p.task.generation_settings(), cfg.gen_kwargs)
+    return task_config(p.task, task_splits(p.task, cfg), settings, data_dir=str(p.data_dir), limit=cfg.limit,
+                       prompt_style=cfg.prompt_style or model.prompt_style, coord_space=model.coord_space.value)
+
 
 def versions() -> dict[str, str]:
     out = {"molmo_eval": __version__, "python": platform.python_version()}

@@ -91,9 +91,10 @@ def evaluate(tasks: str | Sequence[str], model: str | Model = "reference", *,
              model_args: dict[str, str] | None = None, progress: bool = False, **settings: Any) -> RunRecord:
     """Evaluate ``model`` (a registered name or a `Model` object) on ``tasks`` and return the record.
 
-    ``settings`` are RunConfig fields: batch_size, limit, seed, output_path, overwrite, data_root, splits,
-    variants, max_failures (a count or "P%"), use_cache, cache_dir, bootstrap, ... (see
-    `molmo_eval.core.config`). The record's ``status`` says whether every sample scored ("ok")."""
+    ``settings`` are RunConfig fields: batch_size, limit (N groups of each split, or a fraction < 1),
+    seed, output_path, overwrite, data_root, splits, variants, gen_kwargs, max_failures (a count or
+    "P%"), use_cache, cache_dir, bootstrap, ... (see `molmo_eval.core.config`). The record's
+    ``status`` says whether every sample scored ("ok")."""
     name = model if isinstance(model, str) else model.name
     cfg = build(tasks, model=name, model_args=model_args or {}, **settings)
     return run(cfg, model=None if isinstance(model, str) else model, show_progress=progress).record

@@ -37,8 +37,8 @@ from molmo_eval.gate.verdicts import GateConfig, Outcome, compare
 from molmo_eval.metrics import paired
 from molmo_eval.metrics.generic import f1, mean, ratio
 from molmo_eval.metrics.stats import aggregate
-from molmo_eval.run.records import write_record, write_samples
-from molmo_eval.run.scores import TaskRows, write_scores
+from molmo_eval.run.rundir import write_run
+from molmo_eval.run.scores import TaskRows
 
 Cols = dict[str, np.ndarray]
 
@@ -208,8 +208,8 @@ def make_side(label: str, n: int, seed: int, current: bool) -> RunData:
 
 
 def write_run_dir(path: Path, data: RunData) -> None:
-    """A run directory like the runner's: samples.jsonl lines (prompt, output, target...) and scores.json."""
-    write_record(path, data.record)
+    """A run directory like the runner's: samples.jsonl lines (prompt, output, target...), scores.json
+    and a record listing their digests, written as the runner writes it."""
 
     def lines():
         assert data.rows is not None
@@ -224,8 +224,7 @@ def write_run_dir(path: Path, data: RunData) -> None:
                        "scores": dict(zip(names, table[j], strict=True)), "fields": {}, "meta": {"kind": "a"},
                        "target": {"answers": ["red"] * 10}, "error": None, "cached": False}
 
-    write_samples(path, lines())
-    write_scores(path, list(lines()))  # as the runner does
+    write_run(path, data.record, list(lines()), "# bench run\n")
 
 
 def _time(fn: Callable[[], object], repeat: int) -> tuple[float, object]:

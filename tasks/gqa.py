@@ -62,7 +62,7 @@ class GQA(Task):
     data_dir: ClassVar[str] = "gqa"
     variants: ClassVar[tuple[str, ...]] = ("official", "llava", "lmms-eval")
     breakdowns: ClassVar[tuple[str, ...]] = ("structural", "semantic")
-    version: ClassVar[str] = "1"
+    version: ClassVar[str] = "2"  # 2: the lmms-eval variant follows lmms-eval 0.7.3 end to end
     molmo_style: ClassVar[str] = "gqa"
 
     def data_files(self, data_dir: Path, split: str) -> list[Path]:
@@ -71,7 +71,7 @@ class GQA(Task):
     def load(self, data_dir: Path, split: str) -> list[Sample]:
         self.check_split(split)
         path = question_file(data_dir, split)
-        data = read_json(path, "GQA questions file")
+        data = read_json(path, "GQA questions file", unique_keys=True)  # keyed by question id
         if not isinstance(data, Mapping):
             raise DataError(f"top level is a {type(data).__name__}", path=path,
                             expected="an object mapping question ids to questions")

@@ -39,6 +39,7 @@ from molmo_eval.core.types import (
 )
 from molmo_eval.data.files import require_file
 from molmo_eval.data.images import MAX_IMAGE_BYTES
+from molmo_eval.data.validate import unique
 from molmo_eval.metrics import mmbench as circ
 from molmo_eval.parsing.choice import parse_choice
 
@@ -113,15 +114,21 @@ def option_columns(header: Sequence[str], path: Path) -> list[str]:
     return opts
 
 
-def _int_index(row: Mapping[str, Any], path: Path, n: int) -> int:
-    v = row.get("index")
+def _int_index(row: Mapping[str, Any], path: Path, n: int, name: str = "index") -> int:
+    """An integer cell (``index``, ``g_index``) as pandas reads it: ``3``, ``3.0`` or ``3e6``."""
+    v = row.get(name)
+    text = str(v)
     try:
-        f = float(str(v))
+        if len(text) > 40:
+            raise ValueError(v)
+        f = float(text)
         if not f.is_integer():
             raise ValueError(v)
-        return int(str(v)) if _INT.fullmatch(str(v)) else int(f)
-    except ValueError:
-        raise DataError(f"index {v!r} is not an integer", path=path, record=f"row {n}", field="index") from None
+        return int(text) if _INT.fullmatch(text) else int(f)
+    except (ValueError, OverflowError):
+        shown = text if len(text) <= 40 else text[:37] + "..."
+        raise DataError(f"{name} {shown!r} is not an integer", path=path, record=f"row {n}",
+                        field=name) from None
 
 
 def load_rows(path: Path) -> tuple[list[str], list[dict[str, Any]]]:
@@ -135,6 +142,9 @@ def load_rows(path: Path) -> tuple[list[str], list[dict[str, Any]]]:
     opts = option_columns(header, path)
     for n, r in enumerate(rows, 1):
         r["index"] = str(_int_index(r, path, n))
+        if r.get("g_index") is not None:
+            r["g_index"] = str(_int_index(r, path, n, "g_index"))
+    unique(((r["index"], f"row {n}") for n, r in enumerate(rows, 1)), path=path, name="index")
     has_copies = "g_index" in header or any(int(r["index"]) >= circ.BASE_OFFSET for r in rows)
     if not has_copies:
         try:
@@ -244,6 +254,11 @@ class MMBench(Task):
 
     def data_files(self, data_dir: Path, split: str) -> list[Path]:
         return [data_dir / FILES[self.check_split(split)]]
+
+    def limit_group(self, sample: Sample) -> str:
+        """CircularEval scores a question on all its rotations: ``--limit N`` keeps N whole groups
+        (the file lists every un-rotated row before any rotation, so N rows would be plain accuracy)."""
+        return str(sample.target["group"])
 
     def load(self, data_dir: Path, split: str) -> list[Sample]:
         path = self.data_files(data_dir, split)[0]

@@ -21,7 +21,6 @@ Splits and files (``--data-root``/pointqa):
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -44,9 +43,10 @@ from molmo_eval.core.types import (
     SampleScore,
 )
 from molmo_eval.data.files import confined, field, iter_jsonl, read_json
+from molmo_eval.data.validate import box_xyxy, coords, image_size, point_in_image, unique
 from molmo_eval.metrics import grounding as gr
 from molmo_eval.metrics.generic import mean
-from molmo_eval.parsing.count import number_words_to_digits, parse_count
+from molmo_eval.parsing.count import number_words_to_digits, parse_count, states_count
 from molmo_eval.parsing.points import format_point, generation_points
 
 FILES = {"pointing": "pixmo_points_eval.jsonl", "local": "pointqa_local_test.json",
@@ -58,17 +58,11 @@ COLUMNS = ("precision", "recall", "f1", "count_correct", "accuracy")
 
 # --- loading --------------------------------------------------------------------------------------
 
-def _xy(v: Any, n: int) -> list[float] | None:
-    if isinstance(v, (list, tuple)) and len(v) == n and all(
-            isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in v):
-        return [float(x) for x in v]
-    return None
+_xy = coords  # n finite numbers, or None
 
 
 def _size(rec: Mapping[str, Any], path: Path, where: str) -> tuple[int, int]:
-    w = field(rec, "image_width", path=path, index=where, types=(int, float))
-    h = field(rec, "image_height", path=path, index=where, types=(int, float))
-    return int(w), int(h)
+    return image_size(rec, path=path, index=where, width="image_width", height="image_height")
 
 
 def _image(data_dir: Path, rec: Mapping[str, Any], path: Path, where: str) -> ImageRef:
@@ -97,16 +91,13 @@ def _targets(rec: Mapping[str, Any], size: tuple[int, int], path: Path, where: s
     rles: list[dict[str, Any] | None] = []
     for j, m in enumerate(masks):
         try:
-            rles.append(None if m is None else gr.segmentation_rle(m, size[1], size[0]))
+            rles.append(None if m is None else gr.checked_rle(m, size[1], size[0]))
         except Exception as e:  # pycocotools raises several types for malformed masks
             raise DataError(f"malformed mask {j} ({type(e).__name__}: {e})", path=path, record=where,
                             field="masks", expected="COCO RLE {size, counts} or polygon lists") from None
     out_boxes = []
     for j, b in enumerate(boxes):
-        box = None if b is None else _xy(b, 4)
-        if b is not None and box is None:
-            raise DataError(f"malformed box {j}", path=path, record=where, field="boxes",
-                            expected="[x1, y1, x2, y2] pixels")
+        box = None if b is None else box_xyxy(b, path=path, index=f"{where}, target {j}", name="boxes")
         if box is None and rles[j] is None:
             raise DataError(f"target {j} has neither a mask nor a box", path=path, record=where, field="masks",
                             expected="a mask or a box per target")
@@ -119,15 +110,18 @@ def _targets(rec: Mapping[str, Any], size: tuple[int, int], path: Path, where: s
 
 def load_pointing(task: str, data_dir: Path, path: Path) -> list[Sample]:
     out = []
+    ids: list[tuple[str, str]] = []
     for lineno, rec in iter_jsonl(path, "PixMo-Points-style JSON lines file"):
         where = f"at line {lineno}"
         sid = str(field(rec, "id", path=path, index=where, types=(str, int)))
+        ids.append((sid, where))
         size = _size(rec, path, where)
         question = field(rec, "question", path=path, index=where, types=str)
         out.append(Sample(
             id=sid, task=task, split="pointing", image=_image(data_dir, rec, path, where),
             prompt_fields={"question": question, "label": rec.get("label", "")},
             target=_targets(rec, size, path, where), meta={"kind": rec.get("kind")}, image_size=size))
+    unique(ids, path=path, name="id")
     return out
 
 
@@ -139,9 +133,9 @@ def load_point_and_ask(task: str, data_dir: Path, path: Path, split: str) -> lis
     for i, rec in enumerate(data):
         where = f"[{i}]"
         qid = field(rec, "question_id", path=path, index=where, types=(int, str))
-        point = _xy(field(rec, "point", path=path, index=where), 2)
-        if point is None:
-            raise DataError("malformed point", path=path, record=where, field="point", expected="[x, y] pixels")
+        size = _size(rec, path, where)
+        point = point_in_image(field(rec, "point", path=path, index=where), size, path=path, index=where,
+                               name="point")
         answer = field(rec, "answer", path=path, index=where, types=str)
         answers = rec.get("answers") or [answer]
         if not isinstance(answers, list) or not all(isinstance(a, str) for a in answers):
@@ -151,8 +145,8 @@ def load_point_and_ask(task: str, data_dir: Path, path: Path, split: str) -> lis
             id=str(qid), task=task, split=split, image=_image(data_dir, rec, path, where),
             prompt_fields={"question": field(rec, "question", path=path, index=where, types=str),
                            "point": point},
-            target={"answer": answer, "answers": answers}, meta={"kind": None},
-            image_size=_size(rec, path, where)))
+            target={"answer": answer, "answers": answers}, meta={"kind": None}, image_size=size))
+    unique(((s.id, f"[{i}]") for i, s in enumerate(out)), path=path, name="question_id")
     return out
 
 
@@ -229,6 +223,8 @@ class PointQA(Task):
             n = parse_count(generation.text)
             if n is not None:
                 return Answer(AnswerKind.COUNT, n)
+            if states_count(generation.text):  # a number too long to be a count
+                return Answer(AnswerKind.COUNT, None, parse_ok=False)
         return Answer(AnswerKind.POINTS, pts)
 
     def score(self, sample: Sample, answer: Answer) -> SampleScore:

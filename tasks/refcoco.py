@@ -16,7 +16,6 @@ scores under either variant; metrics of the family nobody answered have n = 0.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +37,7 @@ from molmo_eval.core.types import (
     SampleScore,
 )
 from molmo_eval.data.files import confined, field, read_json, safe_pickle_load
+from molmo_eval.data.validate import box_xywh, coords, image_size, unique
 from molmo_eval.metrics import grounding as gr
 from molmo_eval.metrics.generic import mean
 from molmo_eval.parsing.points import generation_box, generation_points
@@ -67,15 +67,19 @@ def read_instances(path: Path) -> _Instances:
     inst = read_json(path, "COCO instances file")
     images = field(inst, "images", path=path, index="(top level)", types=list)
     anns = field(inst, "annotations", path=path, index="(top level)", types=list)
-    by_img = {field(im, "id", path=path, index=f"images[{i}]"): im for i, im in enumerate(images)}
-    by_ann = {field(a, "id", path=path, index=f"annotations[{i}]"): a for i, a in enumerate(anns)}
-    return _Instances(by_img, by_ann)
+    img_ids = [(field(im, "id", path=path, index=f"images[{i}]", types=(int, str)), f"images[{i}]")
+               for i, im in enumerate(images)]
+    ann_ids = [(field(a, "id", path=path, index=f"annotations[{i}]", types=(int, str)), f"annotations[{i}]")
+               for i, a in enumerate(anns)]
+    unique(img_ids, path=path, name="id")
+    unique(ann_ids, path=path, name="id")
+    return _Instances({k: im for (k, _), im in zip(img_ids, images)}, {k: a for (k, _), a in zip(ann_ids, anns)})
 
 
 def _ref_fields(ref: Any, path: Path, i: int) -> tuple[Any, Any, str, list[Any]]:
     where = f"refs[{i}]"
-    ann_id = field(ref, "ann_id", path=path, index=where)
-    image_id = field(ref, "image_id", path=path, index=where)
+    ann_id = field(ref, "ann_id", path=path, index=where, types=(int, str))
+    image_id = field(ref, "image_id", path=path, index=where, types=(int, str))
     split = field(ref, "split", path=path, index=where, types=str)
     sents = field(ref, "sentences", path=path, index=where, types=list,
                   expected="a list of {tokens, raw, sent_id, sent}")
@@ -84,14 +88,11 @@ def _ref_fields(ref: Any, path: Path, i: int) -> tuple[Any, Any, str, list[Any]]
 
 def _target(ann: Mapping[str, Any], img: Mapping[str, Any], inst_path: Path) -> tuple[list[float], dict, tuple]:
     where = f"annotation {ann.get('id')}"
-    bbox = field(ann, "bbox", path=inst_path, index=where, types=list, expected="[x, y, w, h]")
-    if len(bbox) != 4 or not all(isinstance(v, (int, float)) for v in bbox):
-        raise DataError("malformed box", path=inst_path, record=where, field="bbox", expected="[x, y, w, h]")
-    w = int(field(img, "width", path=inst_path, index=f"image {img.get('id')}", types=(int, float)))
-    h = int(field(img, "height", path=inst_path, index=f"image {img.get('id')}", types=(int, float)))
+    bbox = box_xywh(field(ann, "bbox", path=inst_path, index=where), path=inst_path, index=where)
+    w, h = image_size(img, path=inst_path, index=f"image {img.get('id')}")
     segm = field(ann, "segmentation", path=inst_path, index=where)
     try:
-        rle = gr.segmentation_rle(segm, h, w)
+        rle = gr.checked_rle(segm, h, w)
     except Exception as e:  # pycocotools raises several types for malformed polygons
         raise DataError(f"malformed segmentation ({type(e).__name__}: {e})", path=inst_path, record=where,
                         field="segmentation", expected="COCO polygons or RLE") from None
@@ -123,11 +124,15 @@ class _Refer(Task):
             raise DataError(f"holds a {type(refs).__name__}", path=refs_path, expected="a list of ref dicts")
         inst = read_instances(inst_path)
         out: list[Sample] = []
+        where: list[str] = []
         for i, ref in enumerate(refs):
             ann_id, image_id, ref_split, sents = _ref_fields(ref, refs_path, i)
             if ref_in_split(ref_split, split):
-                out.extend(self._ref_samples(data_dir, split, ref, i, (ann_id, image_id, sents),
-                                             inst, (refs_path, inst_path)))
+                got = self._ref_samples(data_dir, split, ref, i, (ann_id, image_id, sents), inst,
+                                        (refs_path, inst_path))
+                out.extend(got)
+                where.extend(f"refs[{i}].sentences[{j}]" for j in range(len(got)))
+        unique(((s.id, w) for s, w in zip(out, where)), path=refs_path, name="sent_id")
         return out
 
     def _ref_samples(self, data_dir: Path, split: str, ref: Mapping[str, Any], i: int, ids: tuple,
@@ -236,10 +241,8 @@ class _Refer(Task):
 
 
 def _numbers(v: Any, n: int) -> tuple[float, ...] | None:
-    if isinstance(v, list) and len(v) == n and all(isinstance(x, (int, float)) and not isinstance(x, bool)
-                                                  and math.isfinite(x) for x in v):
-        return tuple(float(x) for x in v)
-    return None
+    xs = coords(v, n) if isinstance(v, list) else None
+    return None if xs is None else tuple(xs)
 
 
 def _prediction(rec: Mapping[str, Any], path: Path, i: int) -> Generation:

@@ -20,6 +20,7 @@ from typing import ClassVar
 from molmo_eval.core.errors import DataError
 from molmo_eval.core.types import AnswerKind, ImageRef, Sample
 from molmo_eval.data.files import field, read_json
+from molmo_eval.data.validate import image_size
 
 from ._vqa_common import (
     ImagePaths,
@@ -80,6 +81,4 @@ class TextVQA(VQAv2):
 def _size(rec: dict, path: Path, at: str) -> tuple[int, int] | None:
     if "image_width" not in rec and "image_height" not in rec:
         return None
-    w = field(rec, "image_width", path=path, index=at, types=int)
-    h = field(rec, "image_height", path=path, index=at, types=int)
-    return (w, h)
+    return image_size(rec, path=path, index=at, width="image_width", height="image_height")

@@ -68,7 +68,7 @@ class VQAv2(Task):
     data_dir: ClassVar[str] = "vqav2"
     variants: ClassVar[tuple[str, ...]] = ("official", "lmms-eval")
     breakdowns: ClassVar[tuple[str, ...]] = ("answer_type", "question_type")
-    version: ClassVar[str] = "1"
+    version: ClassVar[str] = "2"  # 2: the lmms-eval variant follows lmms-eval 0.7.3 end to end
     molmo_style: ClassVar[str] = "vqa2"
 
     # --- data -------------------------------------------------------------------------------
@@ -86,10 +86,14 @@ class VQAv2(Task):
                           types=list, expected="a top-level 'questions' list")
         annotations = field(read_json(apath, "VQAv2 annotations file"), "annotations", path=apath,
                             index="(top level)", types=list, expected="a top-level 'annotations' list")
-        by_id = {}
+        by_id: dict[str, tuple[int, object]] = {}
         for i, ann in enumerate(annotations):
             qid = as_id(value(ann, "question_id", _ID, path=apath, index=i), path=apath, record=f"at index {i}",
                         name="question_id")
+            if qid in by_id:  # vqaEval.py would silently score against the last one
+                raise DataError(f"second annotation for question {qid} (first at index {by_id[qid][0]})",
+                                path=apath, record=f"at index {i}", field="question_id",
+                                expected="one annotation per question")
             by_id[qid] = (i, ann)
         # image names come from an integer id, so confining the folder confines every file in it
         folder = str(confined(data_dir, split, path=qpath))

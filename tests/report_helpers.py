@@ -18,7 +18,8 @@ from molmo_eval.models.scripted import ScriptedModel
 from molmo_eval.run.records import read_record
 
 
-def toy_run(out: Path, root: Path, correct: Iterable[int], *, n_boot: int = 200, name: str = "") -> Path:
+def toy_run(out: Path, root: Path, correct: Iterable[int], *, n_boot: int = 200, name: str = "",
+            limit: int | None = None) -> Path:
     """Evaluate split ``a`` of the toy task; samples whose id is in ``correct`` are answered right,
     the rest "purple" (never right)."""
     ok = set(correct)
@@ -28,7 +29,8 @@ def toy_run(out: Path, root: Path, correct: Iterable[int], *, n_boot: int = 200,
         return oracle_text(req.uid, root) if sid in ok else "purple"
 
     model = ScriptedModel(fn=fn, fingerprint=f"toy-{name or out.name}")
-    molmo_eval.evaluate("toy", model, data_root=root, output_path=out, bootstrap=n_boot, use_cache=False)
+    molmo_eval.evaluate("toy", model, data_root=root, output_path=out, bootstrap=n_boot, use_cache=False,
+                        limit=limit)
     return out
 
 

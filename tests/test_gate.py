@@ -24,9 +24,9 @@ from scipy.stats import binomtest
 from molmo_eval.commands import gate as gate_cmd
 from molmo_eval.core import registry
 from molmo_eval.core.errors import ConfigError
-from molmo_eval.core.metric import Metric
+from molmo_eval.core.metric import Direction, Metric
 from molmo_eval.core.task import Task
-from molmo_eval.core.types import AnswerKind, ModelInfo, RunRecord, TaskResult
+from molmo_eval.core.types import AnswerKind, MetricValue, ModelInfo, RunRecord, TaskResult
 from molmo_eval.gate.baseline import FORMAT_KEY, RunData, load, write_baseline
 from molmo_eval.gate.output import junit_xml, markdown
 from molmo_eval.gate.verdicts import GateConfig, Outcome, Policy, Tolerances, compare
@@ -42,7 +42,7 @@ from molmo_eval.metrics.paired import (
     paired_tests,
 )
 from molmo_eval.metrics.stats import aggregate, columns_from_lines
-from molmo_eval.run.records import write_record, write_samples
+from molmo_eval.run.rundir import write_run
 from molmo_eval.run.scores import TaskRows
 
 # --- a tiny task plugin whose metrics cover every test path --------------------------------------
@@ -62,7 +62,7 @@ def gate_metrics() -> tuple[Metric, ...]:
         mean("soft"),  # fractional -> bootstrap
         ratio("precision", "tp", "pred"),
         f1("f1", "tp", "fp", "fn"),
-        mean("error_rate", higher_is_better=False),  # 0/1, lower is better
+        mean("error_rate", direction=Direction.LOWER),  # 0/1, lower is better
         Metric("all_rotations", _all_rotations, vectorized=False, cluster="group"),
     )
 
@@ -143,11 +143,9 @@ def make_run(path: Path, tasks: Mapping[str, Mapping[str, np.ndarray]], *,
                                    data_digests=dict(digests or {f"{task}.json": "abc123"}))
         all_lines += lines
     record = RunRecord(run_id=run_id or path.name, created="2025-01-01T00:00:00Z", status=status, config={},
-                       versions={"molmo_eval": "0.1.0"}, model=ModelInfo("scripted", "f" * 16, "pixels"),
+                       packages={"molmo_eval": "0.1.0"}, model=ModelInfo("scripted", "f" * 16, "pixels"),
                        tasks=results, errors=("boom",) if status != "ok" else ())
-    write_record(path, record)
-    if samples:
-        write_samples(path, all_lines)
+    write_run(path, record, all_lines if samples else None, "# fabricated run\n")
     return path
 
 
@@ -292,7 +290,7 @@ def test_paired_tests_picks_the_test_per_metric():
     n = 1000
     b = {"hit": (rng.random(n) < 0.6).astype(float), "soft": rng.choice([0.0, 0.5, 1.0], size=n)}
     c = {"hit": np.where(rng.random(n) < 0.1, 1 - b["hit"], b["hit"]), "soft": rng.choice([0.0, 0.5, 1.0], size=n)}
-    metrics = [mean("acc", "hit"), mean("soft"), ratio("r", "hit", "soft"), mean("miss", "hit", higher_is_better=False)]
+    metrics = [mean("acc", "hit"), mean("soft"), ratio("r", "hit", "soft"), mean("miss", "hit", direction=Direction.LOWER)]
     tests = paired_tests(metrics, b, c, seed=0, n_boot=300)
     assert [t.method for t in tests] == ["mcnemar", "bootstrap", "bootstrap", "mcnemar"]
     assert tests[1].n_boot == 300  # the mean bootstrap draws every replicate (it is cheap)
@@ -527,7 +525,7 @@ def test_without_the_plugin_metrics_fall_back_to_column_means(world, tmp_path):
     v = verdicts(report)
     acc = v[("beta", "accuracy")]
     assert acc.outcome is Outcome.REGRESSED and acc.test.method == "mcnemar"
-    assert any("tested as the per-sample mean of column 'accuracy'" in n for n in acc.notes)
+    assert any("recomputed as the per-sample mean of column 'accuracy'" in n for n in acc.notes)
     # precision is sum(tp)/sum(pred): no column of that name, so no test; it dropped -> cannot compare
     prec = v[("beta", "precision")]
     assert prec.outcome is Outcome.ERROR and "no per-sample column 'precision'" in prec.reason
@@ -543,17 +541,23 @@ def test_samples_that_do_not_reproduce_the_record_are_not_tested(world, plugin, 
     rec = json.loads((cur / "results.json").read_text())
     rec["tasks"]["beta"]["metrics"]["accuracy"]["value"] -= 0.001  # record and samples disagree
     (cur / "results.json").write_text(json.dumps(rec))
-    v = verdicts(compare(load(base), load(cur), GateConfig(n_boot=NB)))[("beta", "accuracy")]
-    assert v.outcome is Outcome.ERROR and "the record says" in v.reason
+    report = compare(load(base), load(cur), GateConfig(n_boot=NB))
+    v = verdicts(report)[("beta", "accuracy")]
+    assert v.outcome is Outcome.ERROR and "the record (results.json) says" in v.reason
+    assert str(cur) in v.reason and report.exit_code == 2
 
 
-def test_tolerance_policy_works_from_records_alone(world, plugin, tmp_path):
+def test_no_policy_gates_records_alone(world, plugin, tmp_path):
+    """Every verdict is recomputed from per-sample scores: without them no policy can compare."""
     correct, run = world
     base = run("base", samples=False)
     cur = run("cur", {"beta": corrupt(correct["beta"], 0.15, seed=1)}, samples=False)
-    both = compare(load(base), load(cur), GateConfig(n_boot=NB))
-    assert both.exit_code == 2 and "no per-sample scores" in both.verdicts[0].reason
-    tol = compare(load(base), load(cur), GateConfig(n_boot=NB, policy=Policy.TOLERANCE, tolerances=Tolerances.parse(["*=1pt"])))
+    for policy in Policy:
+        report = compare(load(base), load(cur), GateConfig(n_boot=NB, policy=policy))
+        assert report.exit_code == 2 and "no per-sample scores" in report.verdicts[0].reason
+    with_samples = (run("base2"), run("cur2", {"beta": corrupt(correct["beta"], 0.15, seed=1)}))
+    tol = compare(load(with_samples[0]), load(with_samples[1]),
+                  GateConfig(n_boot=NB, policy=Policy.TOLERANCE, tolerances=Tolerances.parse(["*=1pt"])))
     assert tol.regressed_tasks == ["beta"]
     assert verdicts(tol)[("beta", "error_rate")].outcome is Outcome.REGRESSED  # direction from the plugin
 
@@ -689,7 +693,8 @@ def test_update_baseline_refuses_failed_runs_and_run_directories(world, tmp_path
 
 def test_a_corrupt_baseline_file_names_the_field(tmp_path):
     rows = TaskRows(np.array(["t/v/0", "t/v/1"], dtype=object), {"accuracy": np.array([1.0, np.nan])})
-    rec = RunRecord("r", "2025-01-01T00:00:00Z", "ok", {}, {}, ModelInfo("m", "f", "pixels"), {})
+    tr = TaskResult("t", ("v",), "official", "1", 2, {"accuracy": MetricValue(1.0, n=1)}, {})
+    rec = RunRecord("r", "2025-01-01T00:00:00Z", "ok", {}, {}, ModelInfo("m", "f", "pixels"), {"t": tr})
     path = write_baseline(tmp_path / "b.json", RunData("src", rec, {"t": rows}))
     assert math.isnan(load(path).rows["t"].cols["accuracy"][1])
     doc = json.loads(path.read_text())

@@ -20,7 +20,7 @@ import pytest
 from report_helpers import correct_ids, toy_grid, toy_run
 
 from molmo_eval.cli import main
-from molmo_eval.core.errors import ConfigError
+from molmo_eval.core.errors import ConfigError, DataError
 from molmo_eval.report import publish, viewer
 from molmo_eval.report.build import build_table
 from molmo_eval.report.csv_table import render_csv
@@ -131,14 +131,18 @@ def test_unknown_or_ambiguous_baseline_lists_rows(runs):
 def test_runs_with_different_samples_get_no_mark(tmp_path, runs, toy_root):
     from molmo_eval.run.records import SAMPLES
 
-    cut = tmp_path / "cut"
-    shutil.copytree(runs["B"], cut)
-    lines = (cut / SAMPLES).read_text().splitlines()
-    (cut / SAMPLES).write_text("\n".join(lines[:-1]) + "\n")
+    cut = toy_run(tmp_path / "cut", toy_root, range(30), limit=39)  # one sample fewer than A
     t = table_of([runs["A"], cut], baseline="A")
     v = t.rows[1].values[0]
-    assert v.delta == pytest.approx(0.25) and v.p is None and v.mark == ""
+    assert v.delta == pytest.approx(30 / 39 - 0.5) and v.p is None and v.mark == ""
     assert any("different samples" in n for n in t.notes)
+    # a run folder whose samples.jsonl lost a line is not that run any more: refused, naming the file
+    edited = tmp_path / "edited"
+    shutil.copytree(runs["B"], edited)
+    lines = (edited / SAMPLES).read_text().splitlines()
+    (edited / SAMPLES).write_text("\n".join(lines[:-1]) + "\n")
+    with pytest.raises(DataError, match=r"edited/samples\.jsonl"):
+        table_of([runs["A"], edited], baseline="A")
 
 
 def test_metrics_selection_errors_name_the_flag(runs):
@@ -199,7 +203,6 @@ def test_ablation_layout_needs_a_grid(runs):
 
 
 def test_html_is_self_contained_with_plots_and_samples(runs):
-    pytest.importorskip("matplotlib")
     t = table_of([runs["A"], runs["B"]], baseline="A")
     page = publish.render(
         t, "html", title="Toy", store=SampleStore(), samples="disagree", n=3
@@ -351,7 +354,6 @@ def _make_reports(root: Path, runs: dict[str, Path], toy_root: Path) -> None:
 
 
 def test_regenerate_renders_every_report_the_same_way_twice(tmp_path, runs, toy_root):
-    pytest.importorskip("matplotlib")
     root = tmp_path / "reports"
     _make_reports(root, runs, toy_root)
     written = publish.regenerate(root)
@@ -426,7 +428,6 @@ def test_committed_reports_equal_what_the_command_renders(tmp_path):
     missing = [i for s in specs for i in s.inputs if not (root / i.split("=")[-1]).exists()]
     if missing:
         pytest.skip(f"records not committed yet: {', '.join(missing)}")
-    pytest.importorskip("matplotlib")
     written = publish.regenerate(root, out=tmp_path)
     for p in written:
         rel = p.relative_to(tmp_path)

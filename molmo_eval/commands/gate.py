@@ -152,9 +152,7 @@ def _unfit_baseline(current: Any, config: Any) -> str:
         return f"failed samples beyond --max-failed {config.max_failed} in {', '.join(bad)}"
     if not rec.tasks:
         return "the run has no tasks"
-    if config.policy.needs_test:
-        missing = [t for t in rec.tasks if current.rows is None or t not in current.rows]
-        if missing:
-            return (f"no per-sample scores for {', '.join(missing)} (run with --log-samples, or use "
-                    f"--policy tolerance)")
+    missing = [t for t in rec.tasks if current.rows is None or t not in current.rows]
+    if missing:
+        return f"no per-sample scores for {', '.join(missing)} (run with --log-samples)"
     return ""

@@ -53,6 +53,21 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="wait this long for more requests before generating (default 0: batch what is queued)",
     )
     p.add_argument(
+        "--max-request-pixels",
+        type=int,
+        default=None,
+        metavar="N",
+        help="most decoded image pixels in one request, all its images together (default 64000000); "
+        "more is refused with 413",
+    )
+    p.add_argument(
+        "--max-in-flight",
+        type=int,
+        default=None,
+        metavar="N",
+        help="most chat requests read, decoded or answered at once (default 32); more get 503",
+    )
+    p.add_argument(
         "--api-key-env",
         metavar="VAR",
         help="require `Authorization: Bearer $VAR` (the key is read from this environment variable)",
@@ -71,6 +86,9 @@ def handle(args: argparse.Namespace) -> int:
     problems = []
     if args.max_batch_size < 1:
         problems.append(f"--max-batch-size: expected a positive integer, got {args.max_batch_size}")
+    for flag, v in (("--max-request-pixels", args.max_request_pixels), ("--max-in-flight", args.max_in_flight)):
+        if v is not None and v < 1:
+            problems.append(f"{flag}: expected a positive integer, got {v}")
     if not 0 <= args.port <= 65535:
         problems.append(f"--port: expected 0..65535, got {args.port}")
     api_key = None
@@ -98,6 +116,8 @@ def handle(args: argparse.Namespace) -> int:
             max_batch=args.max_batch_size,
             batch_wait_s=args.batch_wait_ms / 1000,
             api_key=api_key,
+            **{k: v for k, v in (("max_request_pixels", args.max_request_pixels),
+                                 ("max_in_flight", args.max_in_flight)) if v is not None},
         )
     except OSError as e:
         raise ConfigError(

@@ -1,7 +1,8 @@
 """Safe reading of images (DESIGN §9): bytes from a path, raw bytes or base64, a digest and the
 size, RGB pixels when asked. Files and base64 strings are size-limited before they are read, and
 the pixel count is checked from the header before decoding, so a decompression bomb is refused
-without allocating its pixels.
+without allocating its pixels. Only regular files are opened, without blocking: a FIFO or a device at
+an image path is a per-sample "not a regular file" error, never a hung run.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 
 from molmo_eval.core.errors import DataError
 from molmo_eval.core.types import Image, ImageRef
+from molmo_eval.data.files import open_regular, read_bytes
 
 MAX_IMAGE_PIXELS = 64_000_000  # ~8k x 8k; larger images are refused as decompression bombs
 MAX_IMAGE_BYTES = 64 * 1024 * 1024
@@ -34,14 +36,9 @@ def image_bytes(ref: ImageRef) -> bytes:
     else:
         assert ref.path is not None
         p = Path(ref.path)
-        try:
-            size = p.stat().st_size
-        except FileNotFoundError:
-            raise DataError("image file not found", path=p) from None
-        if size > MAX_IMAGE_BYTES:
-            raise DataError(f"image file of {size} bytes is larger than the limit", path=p,
-                            expected=f"<= {MAX_IMAGE_BYTES} bytes")
-        data = p.read_bytes()
+        if not p.exists() and not p.is_symlink():
+            raise DataError("image file not found", path=p)
+        data = read_bytes(p, "image file", MAX_IMAGE_BYTES)
     return data
 
 
@@ -93,12 +90,10 @@ def image_size(ref: ImageRef) -> tuple[int, int]:
 
     try:
         if ref.path is not None:
-            with PILImage.open(ref.path) as im:
+            with open_regular(ref.path, "image file") as f, PILImage.open(f) as im:
                 return im.size
         with PILImage.open(io.BytesIO(image_bytes(ref))) as im:
             return im.size
-    except FileNotFoundError:
-        raise DataError("image file not found", path=ref.describe()) from None
     except DataError:
         raise
     except Exception as e:

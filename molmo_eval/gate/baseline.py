@@ -19,7 +19,7 @@ by sample uid. It is read from any of
   ``samples`` has the form of a run's ``scores.json`` (`molmo_eval.run.scores`), so a task's
   metrics compute the same values from either. Prompts, outputs and targets are left out: the file stays small
   enough to commit (a few MB per 100,000 samples). ``samples`` is null when the run was made without
-  a per-sample log; such a baseline can only gate with ``--policy tolerance``.
+  a per-sample log; such a baseline cannot gate (every verdict is recomputed from per-sample scores).
 """
 
 from __future__ import annotations
@@ -31,9 +31,19 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from molmo_eval.core import jsonio
 from molmo_eval.core.errors import ConfigError, DataError
-from molmo_eval.core.types import SCHEMA_VERSION, RunRecord
-from molmo_eval.run.records import RESULTS, SAMPLES, atomic_write, dumps, read_record
+from molmo_eval.core.types import RunRecord
+from molmo_eval.run.records import (
+    RESULTS,
+    atomic_write,
+    check_counts,
+    dumps,
+    read_record,
+    record_from_json,
+    samples_path,
+    verify_files,
+)
 from molmo_eval.run.scores import SCORES, TaskRows, rows_from_samples, task_json, task_rows_from_json
 
 FORMAT_KEY = "molmo_eval_baseline"
@@ -50,7 +60,11 @@ class RunData:
 
 
 def load(path: Path | str) -> RunData:
-    """Read a run directory, a ``results.json`` path or a baseline file (see the module docstring)."""
+    """Read a run directory, a ``results.json`` path or a baseline file (see the module docstring).
+
+    A run folder whose files disagree with its record (`molmo_eval.run.records.verify_files`), or
+    whose per-sample rows are not the record's samples (another count per task), is refused with a
+    DataError naming the file: the gate never compares what it cannot trust."""
     p = Path(path)
     if p.is_file():
         data = _read_json(p)
@@ -58,45 +72,43 @@ def load(path: Path | str) -> RunData:
             return _from_baseline(p, data)
     record = read_record(p)  # DataError when neither a run directory nor a record
     run_dir = p if p.is_dir() else p.parent
+    verify_files(run_dir, record)
     if (run_dir / SCORES).is_file():  # the columnar index the runner writes beside samples.jsonl
         data = _read_json(run_dir / SCORES)
         if not isinstance(data, dict):
             raise DataError("expected an object keyed by task", path=run_dir / SCORES)
         rows = {t: task_rows_from_json(run_dir / SCORES, t, v) for t, v in data.items()}
+        check_counts(record, {t: len(r) for t, r in rows.items()}, run_dir / SCORES)
         return RunData(str(p), record, rows)
-    if not (run_dir / SAMPLES).is_file():
+    where = samples_path(run_dir)
+    if where is None:
         return RunData(str(p), record, None)
-    return RunData(str(p), record, rows_from_samples(run_dir))
+    rows = rows_from_samples(run_dir)
+    check_counts(record, {t: len(r) for t, r in rows.items()}, where)
+    return RunData(str(p), record, rows)
 
 
 def _read_json(path: Path) -> Any:
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise DataError(f"not valid JSON ({e})", path=path) from None
+        return jsonio.loads(path.read_bytes(), path=path)
     except OSError as e:
         raise DataError(f"cannot read ({e.strerror})", path=path) from None
 
 
 def _from_baseline(path: Path, data: dict[str, Any]) -> RunData:
     version = data.get(FORMAT_KEY)
-    if not isinstance(version, int) or version > FORMAT_VERSION:
+    if type(version) is not int or version > FORMAT_VERSION:
         raise DataError(f"baseline format {version!r} is not readable by this molmo-eval", path=path,
                         field=FORMAT_KEY, expected=f"an integer <= {FORMAT_VERSION}")
-    rec = data.get("record")
-    if not isinstance(rec, dict) or int(rec.get("schema_version", SCHEMA_VERSION + 1)) > SCHEMA_VERSION:
-        raise DataError("missing or unreadable run record", path=path, field="record",
-                        expected=f"a RunRecord with schema_version <= {SCHEMA_VERSION}")
-    try:
-        record = RunRecord.from_json(rec)
-    except (KeyError, TypeError, ValueError) as e:
-        raise DataError(f"malformed run record ({type(e).__name__}: {e})", path=path, field="record") from None
+    record = record_from_json(data.get("record"), path, field_prefix="record.")
     samples = data.get("samples")
     if samples is None:
         return RunData(str(path), record, None)
     if not isinstance(samples, dict):
         raise DataError("samples must be an object keyed by task", path=path, field="samples")
-    return RunData(str(path), record, {t: task_rows_from_json(path, t, v) for t, v in samples.items()})
+    rows = {t: task_rows_from_json(path, t, v) for t, v in samples.items()}
+    check_counts(record, {t: len(r) for t, r in rows.items()}, path)
+    return RunData(str(path), record, rows)
 
 
 # --- writing ---------------------------------------------------------------------------------
@@ -124,7 +136,7 @@ def baseline_text(data: RunData) -> str:
     head = {FORMAT_KEY: FORMAT_VERSION, "source": data.label,
             "created": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
     parts = [f"  {json.dumps(k)}: {dumps(v)}" for k, v in head.items()]
-    record = json.dumps(json.loads(dumps(data.record.to_json())), indent=2, ensure_ascii=False)
+    record = dumps(data.record.to_json(), indent=2)
     parts.append('  "record": ' + record.replace("\n", "\n  "))
     if data.rows is None:
         parts.append('  "samples": null')

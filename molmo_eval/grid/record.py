@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from molmo_eval.core import jsonio
 from molmo_eval.core.errors import DataError
 from molmo_eval.core.types import RunRecord
 from molmo_eval.grid.spec import Cell, GridSpec
@@ -89,11 +90,11 @@ def read_grid(path: Path | str) -> GridRecord:
     p = Path(path)
     file = p / GRID_FILE if p.is_dir() else p
     try:
-        doc = json.loads(file.read_text(encoding="utf-8"))
+        doc = jsonio.loads(file.read_bytes(), path=file)
     except FileNotFoundError:
         raise DataError("no grid record found", path=file, expected=f"a folder holding {GRID_FILE}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise DataError(f"grid record is not valid JSON ({e})", path=file) from None
+    except OSError as e:
+        raise DataError(f"cannot read the grid record ({e.strerror or e})", path=file) from None
     if not isinstance(doc, dict) or not isinstance(doc.get(FORMAT_KEY), int):
         raise DataError("not a molmo-eval grid record", path=file, field=FORMAT_KEY)
     if doc[FORMAT_KEY] > GRID_FORMAT:
@@ -111,6 +112,6 @@ def read_grid(path: Path | str) -> GridRecord:
             )
             for c in doc["cells"]
         )
-    except (KeyError, TypeError, ValueError) as e:
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
         raise DataError(f"malformed grid record ({type(e).__name__}: {e})", path=file) from None
     return GridRecord(file, spec, cells, bool(doc.get("complete")), doc.get("plan", {}))

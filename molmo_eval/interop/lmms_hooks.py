@@ -2,7 +2,7 @@
 forwards ``doc_to_visual``, ``process_results`` and ``aggregate`` here, with the export folder).
 
 Where it sits: lmms-eval runs the model and then calls, per document, ``process_results`` -> here
-the task's own parser and scorer (`molmo_eval.run.scoring.score_one`, as in a molmo-eval run); and per
+the task's own parser and scorer (`molmo_eval.run.guard.score_sample`, as in a molmo-eval run); and per
 metric, ``aggregate`` over all documents -> here `Task.finalize` and the task's metrics
 (`molmo_eval.run.scoring.summarize_task`, without bootstrap). So an lmms-eval run of an exported task
 reports the numbers a molmo-eval run reports on the same samples and outputs.
@@ -34,7 +34,8 @@ from molmo_eval.core import registry
 from molmo_eval.core.errors import DataError
 from molmo_eval.core.task import Task
 from molmo_eval.core.types import CoordSpace, Generation, Sample, SampleScore, TaskResult
-from molmo_eval.run.scoring import score_one, summarize_task
+from molmo_eval.run.guard import score_sample
+from molmo_eval.run.scoring import summarize_task
 
 MANIFEST = "molmo_export.json"
 ERROR_PREFIX = "[molmo-eval: generation failed] "
@@ -148,11 +149,12 @@ def process_results(doc: Mapping[str, Any], results: Sequence[Any],
     text = restore_output(doc["uid"], seen if isinstance(seen, str) else str(seen))
     gen = None if text.startswith(ERROR_PREFIX) else Generation(text=text)
     size = doc.get("image_size")
-    answer, score = score_one(task, sample, gen, CoordSpace(doc["coord_space"]),
-                              None if not size else (int(size[0]), int(size[1])))
+    scored = score_sample(task, sample, gen, CoordSpace(doc["coord_space"]),  # the runner's per-sample guard
+                          None if not size else (int(size[0]), int(size[1])))
+    answer, score = scored.answer, scored.score
     item = {"task": task.name, "variant": task.variant, "uid": doc["uid"], "index": int(doc["index"]),
             "values": {k: (None if math.isnan(v) else v) for k, v in score.values.items()},
-            "fields": dict(score.fields), "failed": gen is None,
+            "fields": dict(score.fields), "failed": gen is None or scored.error is not None,
             "unparseable": answer is not None and not answer.parse_ok}
     return {m.name: {**item, "metric": m.name} for m in task.metrics()}
 

@@ -79,6 +79,19 @@ def segmentation_rle(segm: Segmentation, height: int, width: int) -> dict[str, A
             "counts": counts.decode("ascii") if isinstance(counts, bytes) else counts}
 
 
+def checked_rle(segm: Segmentation, height: int, width: int) -> dict[str, Any]:
+    """`segmentation_rle` of an annotation, checked as pycocotools would need it to be: its size is
+    the image's ``[H, W]`` and its runs are non-negative and cover exactly H*W pixels (ValueError
+    otherwise; loaders report it as bad data)."""
+    rle = segmentation_rle(segm, height, width)
+    if rle["size"] != [height, width]:
+        raise ValueError(f"mask size {rle['size']} is not the image's [H, W] = [{height}, {width}]")
+    runs = rle_runs(rle)
+    if (runs < 0).any() or int(runs.sum()) != height * width:
+        raise ValueError(f"RLE run lengths sum to {int(runs.sum())}, not to H*W = {height * width}")
+    return rle
+
+
 def ann_to_mask(segm: Segmentation, height: int, width: int) -> np.ndarray:
     """The decoded binary mask ``(H, W)`` uint8, as pycocotools ``annToMask`` returns it."""
     from pycocotools import mask as mask_utils

@@ -7,8 +7,9 @@ the prediction and the answers are normalized before matching:
 
 - ``official`` (vqaEval.py): clean (newline/tab, strip); normalize both sides *only* when the cleaned
   human answers are not all identical, so with ten identical "yes" answers a prediction "Yes" scores 0;
-- ``lmms-eval`` (vqav2 utils.py): the prediction always goes through the EvalAI processor; when the
-  answers are not all identical both sides are normalized again with its punctuation/digit steps;
+- ``lmms-eval`` (lmms-eval 0.7.3, end to end): its task pipeline strips the generation, then
+  ``vqav2_process_results`` cleans (newline/tab, strip) and applies EvalAI's punctuation and
+  digit/article steps to the prediction and to every answer, always;
 - ``m4c`` (LLaVA / MMF TextVQA evaluator): both sides always go through the EvalAI processor.
 
 The official leave-one-out drops the answers *equal as dicts* to the held-out one (``item != gtAnsDatum``);
@@ -100,7 +101,7 @@ def _official_truths(answers: tuple[str, ...]) -> Truths:
 
 @lru_cache(maxsize=1 << 14)
 def _lmms_truths(answers: tuple[str, ...]) -> Truths:
-    return _truths(answers, evalai_normalize)
+    return tuple(_lmms_normalized(a) for a in answers), True
 
 
 @lru_cache(maxsize=1 << 14)
@@ -111,6 +112,11 @@ def _m4c_truths(answers: tuple[str, ...]) -> Truths:
 @lru_cache(maxsize=1 << 18)
 def _clean_normalized(pred: str) -> str:
     return normalize_answer(clean_answer(pred))
+
+
+@lru_cache(maxsize=1 << 18)
+def _lmms_normalized(text: str) -> str:
+    return evalai_normalize(clean_answer(text))
 
 
 def _accuracy(pred: str, truths: Truths, groups: Groups) -> float:
@@ -131,11 +137,10 @@ def official_accuracy(pred: str, answers: tuple[str, ...], groups: Groups = None
 
 
 def lmms_eval_accuracy(pred: str, answers: tuple[str, ...], groups: Groups = None) -> float:
-    """lmms-eval vqav2 ``exact_match``: EvalAI-processed prediction, normalized again (as lmms-eval
-    does) when the answers differ."""
-    truths = _lmms_truths(answers)
-    p = evalai_process(pred)
-    return _accuracy(evalai_normalize(p) if truths[1] else p, truths, groups)
+    """lmms-eval 0.7.3 ``vqav2_process_results`` behind its pipeline's ``strip()``: prediction and every
+    answer cleaned, then EvalAI's ``process_punctuation`` and ``process_digit_article`` (no
+    ``word_tokenize``); the leave-one-out as in vqaEval.py."""
+    return _accuracy(_lmms_normalized(pred), _lmms_truths(answers), groups)
 
 
 def m4c_accuracy(pred: str, answers: tuple[str, ...], groups: Groups = None) -> float:

@@ -18,10 +18,17 @@ Readers return raw numbers; `parse_points` / `parse_box` convert them with ``spa
 Malformed markup (a ``<point`` tag without numeric x/y, an x bin token without its y) is reported as
 ``None`` so the caller can mark the answer unparseable; text with no coordinates at all is an empty
 tuple (the model pointed at nothing).
+
+A model's output is untrusted: a coordinate is read only when it is a finite number of at most
+`MAX_NUMBER_CHARS` characters whose magnitude is at most `MAX_COORD` in the model's space (a point
+a million pixels, percent or bins away is not an answer, and ``1e999`` would break the Hungarian
+matching); anything else makes the answer malformed (``None``), never an exception. Structured
+points and boxes a backend returns pass the same check.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 
@@ -35,8 +42,24 @@ _PAIR = re.compile(rf"[\(\[]\s*({_NUM})\s*,\s*({_NUM})\s*[\)\]]")
 _QUAD = re.compile(rf"\[\s*({_NUM})\s*,\s*({_NUM})\s*,\s*({_NUM})\s*,\s*({_NUM})\s*\]")
 _PAIR_OF_PAIRS = re.compile(rf"\(\s*({_NUM})\s*,\s*({_NUM})\s*\)\s*,?\s*\(\s*({_NUM})\s*,\s*({_NUM})\s*\)")
 _FULL_NUM = re.compile(rf"\s*{_NUM}\s*")
+_INDEXED = re.compile(r"[xy](\d{1,4})")  # <points x1=.. y1=..>: point indices up to 9999
+
+MAX_NUMBER_CHARS = 32  # longer numerals are not coordinates
+MAX_COORD = 1e6  # |coordinate| in the model's own space
 
 RawPoint = tuple[float, float]
+
+
+def _finite(values: Sequence[float]) -> bool:
+    return all(math.isfinite(v) and abs(v) <= MAX_COORD for v in values)
+
+
+def _float(s: str) -> float | None:
+    """A coordinate read from text: None if it is too long, not finite or beyond `MAX_COORD`."""
+    if len(s) > MAX_NUMBER_CHARS:
+        return None
+    v = float(s)
+    return v if _finite((v,)) else None
 
 
 # --- raw readers: syntax only ------------------------------------------------------------------
@@ -46,7 +69,7 @@ def _attrs(body: str) -> dict[str, str]:
 
 
 def _number(s: str | None) -> float | None:
-    return float(s) if s is not None and _FULL_NUM.fullmatch(s) else None
+    return _float(s.strip()) if s is not None and _FULL_NUM.fullmatch(s) else None
 
 
 def _xml_points(tags: Sequence[tuple[str, dict[str, str]]]) -> list[RawPoint] | None:
@@ -59,7 +82,9 @@ def _xml_points(tags: Sequence[tuple[str, dict[str, str]]]) -> list[RawPoint] | 
                 return None
             out.append((x, y))
             continue
-        idx = sorted({int(k[1:]) for k in attrs if re.fullmatch(r"[xy]\d+", k)})
+        if any(k[:1] in "xy" and k[1:].isdigit() and not _INDEXED.fullmatch(k) for k in attrs):
+            return None  # x<huge index>: not a point list
+        idx = sorted({int(m.group(1)) for k in attrs if (m := _INDEXED.fullmatch(k))})
         if not idx:
             return None
         for i in idx:
@@ -70,14 +95,21 @@ def _xml_points(tags: Sequence[tuple[str, dict[str, str]]]) -> list[RawPoint] | 
     return out
 
 
-def _bin_values(text: str) -> list[tuple[str, float]]:
-    return [(m.group(1).lower(), float(m.group(2))) for m in _BIN.finditer(text)]
+def _bin_values(text: str) -> list[tuple[str, float]] | None:
+    """The bin tokens in order; None when one is not a readable number."""
+    out = []
+    for m in _BIN.finditer(text):
+        v = _float(m.group(2))
+        if v is None:
+            return None
+        out.append((m.group(1).lower(), v))
+    return out
 
 
 def _bin_points(text: str) -> list[RawPoint] | None:
     """``<x_a> <y_b>`` token pairs in order; None unless they alternate x, y."""
     vals = _bin_values(text)
-    if len(vals) % 2:
+    if vals is None or len(vals) % 2:
         return None
     pairs = list(zip(vals[::2], vals[1::2], strict=True))
     if any(a != "x" or b != "y" for (a, _), (b, _) in pairs):
@@ -105,7 +137,10 @@ def read_points(text: str) -> list[RawPoint] | None:
     if re.search(r"<points?\b", text, re.IGNORECASE) and not _PAIR.search(text):
         # a <point>/<points> tag without coordinates anywhere is a malformed answer, not "nothing"
         return None
-    return [(float(a), float(b)) for a, b in _PAIR.findall(text)]
+    pairs = [(_float(a), _float(b)) for a, b in _PAIR.findall(text)]
+    if any(x is None or y is None for x, y in pairs):
+        return None
+    return pairs  # type: ignore[return-value]
 
 
 def read_box(text: str) -> tuple[float, float, float, float] | None:
@@ -117,6 +152,8 @@ def read_box(text: str) -> tuple[float, float, float, float] | None:
         vals = [_number(a.get(k)) for k in ("x1", "y1", "x2", "y2")]
         return None if any(v is None for v in vals) else tuple(vals)  # type: ignore[return-value]
     bins = _bin_values(text)
+    if bins is None:
+        return None
     if bins:
         if len(bins) < 4 or [k for k, _ in bins[:4]] != ["x", "y", "x", "y"]:
             return None
@@ -126,13 +163,22 @@ def read_box(text: str) -> tuple[float, float, float, float] | None:
     if not found:
         return None
     first = min(found, key=lambda m: m.start())
-    return tuple(float(v) for v in first.groups())  # type: ignore[return-value]
+    values = [_float(v) for v in first.groups()]
+    return None if any(v is None for v in values) else tuple(values)  # type: ignore[return-value]
 
 
 # --- conversion to pixels: the declared space decides the scale ---------------------------------
 
 def to_pixels(raw: Sequence[RawPoint], space: CoordSpace, size: tuple[int, int] | None) -> tuple[Point, ...]:
     return tuple(space.to_pixels(x, y, size) for x, y in raw)
+
+
+def _readable(values: Sequence[Sequence[float]]) -> bool:
+    """Structured numbers from a backend: pairs or a quad of finite numbers within `MAX_COORD`."""
+    try:
+        return all(_finite([float(v) for v in vs]) for vs in values)
+    except (TypeError, ValueError):
+        return False
 
 
 def parse_points(text: str, space: CoordSpace, size: tuple[int, int] | None) -> tuple[Point, ...] | None:
@@ -159,12 +205,16 @@ def generation_points(gen: Generation, space: CoordSpace, size: tuple[int, int] 
                       ) -> tuple[Point, ...] | None:
     """Structured points a backend returned (in its space) take precedence over points in the text."""
     if gen.points is not None:
+        if not _readable(gen.points) or any(len(p) != 2 for p in gen.points):
+            return None
         return to_pixels(gen.points, space, size)
     return parse_points(gen.text, space, size)
 
 
 def generation_box(gen: Generation, space: CoordSpace, size: tuple[int, int] | None) -> Box | None:
     if gen.box is not None:
+        if len(gen.box) != 4 or not _readable([gen.box]):
+            return None
         return box_to_pixels(gen.box, space, size)
     return parse_box(gen.text, space, size)
 

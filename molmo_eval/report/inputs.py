@@ -7,8 +7,6 @@ never a model.
 
 from __future__ import annotations
 
-import gzip
-import json
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -17,7 +15,7 @@ from typing import Any
 from molmo_eval.core.errors import ConfigError, DataError
 from molmo_eval.grid.record import is_grid, read_grid
 from molmo_eval.report.model import Entry, Inputs
-from molmo_eval.run.records import SAMPLES, iter_samples, read_run
+from molmo_eval.run.records import check_counts, iter_samples, read_run, samples_path, verify_files
 
 
 def load_inputs(paths: Sequence[str | Path]) -> Inputs:
@@ -42,6 +40,8 @@ def load_inputs(paths: Sequence[str | Path]) -> Inputs:
             axes = g.spec.varying
             values = {a: tuple(g.spec.axis_values(a)) for a in axes}
             for c in g.cells:
+                if c.run_dir.is_dir():  # the cell's folder must still be the run the grid recorded
+                    verify_files(c.run_dir, c.record)
                 coords = {a: c.coords[a] for a in axes}
                 text = " ".join(f"{a}={v}" for a, v in coords.items())
                 entries.append(Entry(f"{label}: {text}" if label else text, c.record, c.run_dir, coords))
@@ -77,18 +77,11 @@ def _unique(entries: list[Entry]) -> list[Entry]:
 
 def read_sample_lines(run_dir: Path) -> Iterator[dict[str, Any]]:
     """``samples.jsonl`` (or ``samples.jsonl.gz``, for committed records) of a run directory."""
-    gz = run_dir / (SAMPLES + ".gz")
-    if not (run_dir / SAMPLES).is_file() and gz.is_file():
-        with gzip.open(gz, "rt", encoding="utf-8") as f:
-            for line in f:
-                if line.strip():
-                    yield json.loads(line)
-        return
     yield from iter_samples(run_dir)
 
 
 def has_samples(run_dir: Path | None) -> bool:
-    return run_dir is not None and ((run_dir / SAMPLES).is_file() or (run_dir / (SAMPLES + ".gz")).is_file())
+    return run_dir is not None and samples_path(run_dir) is not None
 
 
 class SampleStore:
@@ -105,5 +98,7 @@ class SampleStore:
             assert entry.run_dir is not None
             for line in read_sample_lines(entry.run_dir):
                 by_task.setdefault(str(line.get("task")), []).append(line)
+            check_counts(entry.record, {t: len(v) for t, v in by_task.items()},
+                         samples_path(entry.run_dir) or entry.run_dir)
             self._lines[key] = by_task
         return self._lines[key].get(task)

@@ -3,7 +3,10 @@
 Key = blake2b over (model fingerprint, prompt, image digests, generation settings, the model's
 ``cache_extra``). Scoring is not part of the key, so changing a metric never invalidates cached
 outputs. Failed generations are not cached: a re-run retries exactly the gaps. A corrupt cache
-file is moved aside with a warning and a fresh one is started; it is never fatal.
+file is moved aside with a warning and a fresh one is started; it is never fatal. Outputs are
+stored losslessly: any text a model returns (lone surrogates included) and non-finite numbers
+round-trip unchanged (`molmo_eval.core.jsonio`). A cache folder that cannot be created is a
+configuration error found before the run starts (`check_cache_dir`).
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from molmo_eval.core import jsonio
+from molmo_eval.core.errors import ConfigError
 from molmo_eval.core.types import Generation, Request
 
 log = logging.getLogger(__name__)
@@ -43,14 +48,29 @@ def request_key(fingerprint: str, request: Request, extra: str = "") -> str:
          [s.max_new_tokens, s.temperature, list(s.stop)], request.answer_kind.value, extra],
         ensure_ascii=False, separators=(",", ":"),
     )
-    return hashlib.blake2b(payload.encode(), digest_size=20).hexdigest()
+    # surrogatepass: a prompt may carry a lone surrogate from the data; normal text hashes as always
+    return hashlib.blake2b(payload.encode("utf-8", "surrogatepass"), digest_size=20).hexdigest()
+
+
+def check_cache_dir(directory: Path) -> Path:
+    """Create the cache folder, or a ConfigError saying why it cannot be (a file in the way, no
+    permission) - before the run starts, not after its first batch."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise ConfigError(f"--cache-dir {directory}: is a file, not a folder") from None
+    except (NotADirectoryError, PermissionError, OSError) as e:
+        raise ConfigError(f"--cache-dir {directory}: cannot be created ({e.strerror or e})") from None
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise ConfigError(f"--cache-dir {directory}: is not writable")
+    return directory
 
 
 class ResponseCache:
     """One SQLite file per model fingerprint prefix keeps files small and lookups local."""
 
     def __init__(self, directory: Path, model_fingerprint: str):
-        directory.mkdir(parents=True, exist_ok=True)
+        check_cache_dir(directory)
         self.path = directory / f"{_safe(model_fingerprint)[:32]}.sqlite"
         self.model = model_fingerprint
         self._conn = self._open()
@@ -94,12 +114,15 @@ class ResponseCache:
                 log.warning("response cache read failed (%s); treating as misses", e)
                 return out
             for key, output in rows:
-                out[key] = Generation.from_json(json.loads(output))
+                try:
+                    out[key] = Generation.from_json(json.loads(output))
+                except (ValueError, TypeError, AttributeError, RecursionError) as e:
+                    log.warning("response cache entry %s is unreadable (%s); asking the model again", key, e)
         return out
 
     def put_many(self, items: Iterable[tuple[str, Generation]]) -> int:
         """Store successful generations in one transaction (one commit per batch)."""
-        rows = [(k, self.model, json.dumps(g.to_json(), ensure_ascii=False), time.time())
+        rows = [(k, self.model, jsonio.dumps(g.to_json(), allow_nan=True), time.time())
                 for k, g in items if g.error is None]
         if not rows:
             return 0

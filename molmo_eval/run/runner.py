@@ -1,36 +1,43 @@
 """The evaluation pipeline (DESIGN §3), as a straight line of short stages:
 
-    resolve model and tasks -> load every split (all data errors reported before any model call)
+    check the output folder and the cache folder -> resolve model and tasks -> load every split
+    (all data errors reported before any model call)
     -> for each batch: load images (background threads) -> build requests -> cache lookup
-       -> model.generate on misses -> cache commit -> parse + score
-    -> finalize + aggregate (bootstrap CIs) -> RunRecord -> results.json, samples.jsonl, report.md
+       -> model.generate on misses -> cache commit -> parse + score (per-sample guard, `run.guard`)
+    -> finalize + aggregate (bootstrap CIs) -> RunRecord -> the run folder as a unit (`run.rundir`)
 
 The cache is committed after every batch, so a run killed at any point and started again
-finishes with exactly the samples and metrics of an uninterrupted run. `evaluate` is the Python
-API; the CLI is a thin shell over `run`.
+finishes with exactly the samples and metrics of an uninterrupted run. A sample that fails (its
+image, the model, or parsing and scoring its output) is recorded and the run goes on; the run's
+status is ``partial`` (exit 1) when more samples failed than ``--max-failures`` accepts (none by
+default), and the same command retries them. `evaluate` is the Python API; the CLI is a thin shell
+over `run`.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import math
 import platform
 import sys
 import time
 import uuid
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from molmo_eval.core import registry
-from molmo_eval.core.config import RunConfig, build
+from molmo_eval.core.config import RunConfig, build, generation_settings, limit_count
 from molmo_eval.core.errors import ConfigError, MolmoEvalError
 from molmo_eval.core.model import Model
 from molmo_eval.core.task import Task
 from molmo_eval.core.types import (
+    CoordSpace,
     Generation,
+    GenerationSettings,
     Image,
     ModelInfo,
     Request,
@@ -40,14 +47,16 @@ from molmo_eval.core.types import (
     TaskResult,
 )
 from molmo_eval.core.version import __version__
-from molmo_eval.data.files import file_digest
 from molmo_eval.data.images import load_image
-from molmo_eval.run import distributed
-from molmo_eval.run.cache import ResponseCache, default_cache_dir, request_key
+from molmo_eval.run import distributed, rundir
+from molmo_eval.run.cache import ResponseCache, check_cache_dir, default_cache_dir, request_key
 from molmo_eval.run.distributed import DistGroup
+from molmo_eval.run.guard import describe, generate_safe, score_sample
+from molmo_eval.run.loading import load_split
 from molmo_eval.run.progress import Progress
-from molmo_eval.run.records import write_record, write_samples
-from molmo_eval.run.scoring import sample_line, score_one, summarize_task
+from molmo_eval.run.scoring import sample_line, summarize_task, task_config
+
+__all__ = ["Outcome", "evaluate", "generate_safe", "run"]
 
 PREFETCH_BATCHES = 2
 
@@ -58,6 +67,7 @@ class PreparedTask:
     data_dir: Path
     samples: list[Sample]
     digests: dict[str, str]
+    n_original: int = 0  # samples in the splits before --limit
 
 
 @dataclass
@@ -81,8 +91,10 @@ def evaluate(tasks: str | Sequence[str], model: str | Model = "reference", *,
              model_args: dict[str, str] | None = None, progress: bool = False, **settings: Any) -> RunRecord:
     """Evaluate ``model`` (a registered name or a `Model` object) on ``tasks`` and return the record.
 
-    ``settings`` are RunConfig fields: batch_size, limit, seed, output_path, data_root, splits,
-    variants, max_failures, use_cache, cache_dir, bootstrap, ... (see `molmo_eval.core.config`)."""
+    ``settings`` are RunConfig fields: batch_size, limit (N groups of each split, or a fraction < 1),
+    seed, output_path, overwrite, data_root, splits, variants, gen_kwargs, max_failures (a count or
+    "P%"), use_cache, cache_dir, bootstrap, ... (see `molmo_eval.core.config`). The record's
+    ``status`` says whether every sample scored ("ok")."""
     name = model if isinstance(model, str) else model.name
     cfg = build(tasks, model=name, model_args=model_args or {}, **settings)
     return run(cfg, model=None if isinstance(model, str) else model, show_progress=progress).record
@@ -104,6 +116,7 @@ def run(cfg: RunConfig, *, model: Model | None = None, show_progress: bool = Tru
 
 def _run(cfg: RunConfig, model: Model | None, show_progress: bool, group: DistGroup | None, t0: float,
          timings: dict[str, float]) -> Outcome:
+    run_dir = check_folders(cfg, group)  # what would fail only at the end fails now
     prepared = prepare_tasks(cfg)  # bad input fails fast, before a model is loaded
     timings["data_load"] = time.perf_counter() - t0
     model = model or make_model(cfg)
@@ -115,12 +128,13 @@ def _run(cfg: RunConfig, model: Model | None, show_progress: bool, group: DistGr
     n_failed_total = 0
     calls = hits = 0
     stopped = False
+    allowed = failure_allowance(cfg, sum(len(p.samples) for p in prepared))
     with Progress(enabled=show_progress) as prog, ThreadPoolExecutor(cfg.workers, "molmo-img") as pool:
         for p in prepared:
             if stopped:
                 errors.append(f"{p.task.name}: not run (--max-failures reached earlier)")
                 continue
-            limit = None if cfg.max_failures is None else cfg.max_failures - n_failed_total
+            limit = None if allowed is None else allowed - n_failed_total
             tr = run_task(p, model, cache, cfg, pool, prog, failure_budget=limit, group=group)
             calls += tr.calls
             hits += tr.hits
@@ -129,7 +143,7 @@ def _run(cfg: RunConfig, model: Model | None, show_progress: bool, group: DistGr
             if tr.stopped:
                 stopped = True
                 errors.append(f"{p.task.name}: stopped after {tr.n_failed} failed samples "
-                              f"(--max-failures {cfg.max_failures})")
+                              f"(--max-failures {max_failures_text(cfg)})")
             if tr.result is not None:
                 results[p.task.name] = tr.result
                 if tr.result.n and tr.n_failed == tr.result.n:
@@ -143,18 +157,60 @@ def _run(cfg: RunConfig, model: Model | None, show_progress: bool, group: DistGr
     timings["total"] = time.perf_counter() - t0
     record = RunRecord(
         run_id=uuid.uuid4().hex[:12], created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        status="failed" if errors else "ok", config=cfg.to_json(), versions=versions(),
+        status=run_status(errors, n_failed_total, allowed), config=cfg.to_json(), packages=versions(),
         model=ModelInfo(model.name, model.fingerprint, model.coord_space.value,
                         {k: v for k, v in cfg.to_json()["model_args"].items()}),
         tasks=results, timings=timings, n_failed=n_failed_total, errors=tuple(errors),
         counts={"samples": len(lines), "model_calls": calls, "cache_hits": hits, **extra},
+        task_configs={p.task.name: run_config(p, cfg, model) for p in prepared if p.task.name in results},
+        n_original={p.task.name: p.n_original for p in prepared if p.task.name in results},
+        world_size=1 if group is None else group.world,
     )
     if group is not None:  # every rank returns rank 0's record; only rank 0 writes
         record = group.broadcast(record if group.is_main else None)
         if not group.is_main:
             return Outcome(record, None, [], calls, is_main=False)
-    run_dir = write_run(cfg, record, lines)
+    record = write_run(run_dir, cfg, record, lines)
     return Outcome(record, run_dir, lines, calls)
+
+
+# --- checks before the run, and its status after it -------------------------------------------
+
+def check_folders(cfg: RunConfig, group: DistGroup | None) -> Path:
+    """The run folder (refused now if it is a file, unwritable or holds another run, see
+    `molmo_eval.run.rundir`; stale temporary files removed) and the cache folder."""
+    run_dir = cfg.output_path or default_output_path(cfg)
+    rundir.check_output_path(run_dir, cfg.to_json(), overwrite=cfg.overwrite)
+    if cfg.use_cache:
+        check_cache_dir(cfg.cache_dir or default_cache_dir())
+    if group is None or group.is_main:
+        rundir.clean_stale(run_dir)
+    return run_dir
+
+
+def failure_allowance(cfg: RunConfig | Mapping[str, Any], n_samples: int) -> int | None:
+    """Failed samples the run accepts (``--max-failures N`` or ``P%`` of every sample); None when no
+    limit is set: the run then goes on to the end and is ``partial`` if any sample failed. ``cfg`` may
+    be a record's configuration (re-scoring)."""
+    get = cfg.get if isinstance(cfg, Mapping) else lambda k: getattr(cfg, k)
+    count, pct = get("max_failures"), get("max_failures_pct")
+    if isinstance(count, int):
+        return count
+    if isinstance(pct, (int, float)):
+        return math.floor(pct / 100.0 * n_samples + 1e-9)
+    return None
+
+
+def max_failures_text(cfg: RunConfig) -> str:
+    return str(cfg.max_failures) if cfg.max_failures is not None else f"{cfg.max_failures_pct:g}%"
+
+
+def run_status(errors: Sequence[str], n_failed: int, allowed: int | None) -> str:
+    """``failed`` when a task failed or the run stopped; ``partial`` when more samples failed than
+    accepted (any, without --max-failures); else ``ok``."""
+    if errors:
+        return "failed"
+    return "partial" if n_failed > (allowed or 0) else "ok"
 
 
 # --- stages ----------------------------------------------------------------------------------
@@ -209,12 +265,13 @@ def prepare_tasks(cfg: RunConfig) -> list[PreparedTask]:
             d = task_dir(task, cfg)
             samples: list[Sample] = []
             digests: dict[str, str] = {}
+            n_original = 0
             for split in splits:
-                loaded = task.load(d, split)
-                samples.extend(loaded[: cfg.limit] if cfg.limit is not None else loaded)
-                for f in task.data_files(d, split):
-                    digests[f.name] = file_digest(f)
-            out.append(PreparedTask(task, d, samples, digests))
+                loaded, split_digests = load_split(task, d, split)
+                n_original += len(loaded)
+                samples.extend(apply_limit(task, loaded, cfg.limit))
+                digests.update(split_digests)
+            out.append(PreparedTask(task, d, samples, digests, n_original))
         except MolmoEvalError as e:
             problems.append(e)
     if len(problems) == 1:
@@ -222,6 +279,18 @@ def prepare_tasks(cfg: RunConfig) -> list[PreparedTask]:
     if problems:
         raise ConfigError([str(e) for e in problems])
     return out
+
+
+def apply_limit(task: Task, samples: Sequence[Sample], limit: int | float | None) -> list[Sample]:
+    """The samples of the first ``limit`` groups of a split (`Task.limit_group`; a fraction counts
+    groups too), in file order: a metric that needs a whole group never sees part of one."""
+    if limit is None:
+        return list(samples)
+    order: dict[str, None] = {}
+    for s in samples:
+        order.setdefault(task.limit_group(s), None)
+    keep = set(list(order)[:limit_count(limit, len(order))])
+    return [s for s in samples if task.limit_group(s) in keep]
 
 
 def open_cache(cfg: RunConfig, model: Model) -> ResponseCache | None:
@@ -294,41 +363,32 @@ def evaluate_shard(p: PreparedTask, model: Model, cache: ResponseCache | None, c
     """Images -> requests -> cached generate -> parse + score, batch by batch."""
     task = p.task
     style = cfg.prompt_style or model.prompt_style
-    settings = task.generation_settings()
+    settings = generation_settings(task.generation_settings(), cfg.gen_kwargs)
     out = Shard(index=[])
     prog.start(label, len(index))
     batches = [index[i:i + cfg.batch_size] for i in range(0, len(index), cfg.batch_size)]
     loaded = prefetch([[p.samples[i] for i in b] for b in batches], pool, model.needs_pixels)
     for idx, (batch, images) in zip(batches, loaded):
-        reqs: list[Request | None] = []
-        errs: list[str | None] = []
-        for s, im in zip(batch, images):
-            if isinstance(im, BaseException):
-                reqs.append(None)
-                errs.append(f"image: {im}")
-                continue
-            reqs.append(Request(uid=s.uid, prompt=task.prompt(s, style, space=model.coord_space),
-                                images=() if im is None else (im,), settings=settings,
-                                answer_kind=task.answer_kind, sample_id=s.id, task=task.name))
-            errs.append(None)
+        prepared = [prepare_request(task, s, im, style, model.coord_space, settings)
+                    for s, im in zip(batch, images)]
+        reqs = [req for _, req, _ in prepared]
         gens, cached, n_calls = generate_cached(model, cache, reqs)
         out.calls += n_calls
         out.hits += sum(cached)
         b_failed = 0
-        for s, req, im, gen, err, hit in zip(batch, reqs, images, gens, errs, cached):
-            err = err or (gen.error if gen is not None else None)
+        for s, (prompt, _, err), im, gen, hit in zip(batch, prepared, images, gens, cached):
             size = im.size if isinstance(im, Image) else None
-            answer, score = score_one(task, s, None if err else gen, model.coord_space, size)
+            scored = score_sample(task, s, None if err else gen, model.coord_space, size)
+            err = err or scored.error
             if err:
                 b_failed += 1
                 out.first_error = out.first_error or err
-            elif answer is not None and not answer.parse_ok:
+            elif scored.answer is not None and not scored.answer.parse_ok:
                 out.n_unparseable += 1
             if size is not None and s.image_size is None:
                 s = _with_size(s, size)
-            prompt = req.prompt if req else task.prompt(s, style, space=model.coord_space)
-            out.scores.append(score)
-            out.lines.append(sample_line(s, prompt, gen, answer, score, error=err, cached=hit))
+            out.scores.append(scored.score)
+            out.lines.append(sample_line(s, prompt, gen, scored.answer, scored.score, error=err, cached=hit))
         out.index.extend(idx)
         out.n_failed += b_failed
         prog.advance(len(batch), failed=b_failed)
@@ -337,6 +397,19 @@ def evaluate_shard(p: PreparedTask, model: Model, cache: ResponseCache | None, c
             break
     prog.finish()
     return out
+
+
+def prepare_request(task: Task, s: Sample, im: Image | BaseException | None, style: str, space: CoordSpace,
+                    settings: GenerationSettings) -> tuple[str, Request | None, str | None]:
+    """The prompt and request of one sample, or why it cannot be asked (its image, its prompt)."""
+    try:
+        prompt = task.prompt(s, style, space=space)
+    except Exception as e:
+        return "", None, describe("prompt", e)
+    if isinstance(im, BaseException):
+        return prompt, None, f"image: {im}"
+    return prompt, Request(uid=s.uid, prompt=prompt, images=() if im is None else (im,), settings=settings,
+                           answer_kind=task.answer_kind, sample_id=s.id, task=task.name), None
 
 
 def shard_indices(samples: Sequence[Sample], rank: int, world: int) -> list[int]:
@@ -423,22 +496,14 @@ def generate_cached(model: Model, cache: ResponseCache | None, reqs: Sequence[Re
     return gens, cached, len(todo)
 
 
-def generate_safe(model: Model, reqs: Sequence[Request]) -> list[Generation]:
-    """Batch generation; if the batch raises, retry sample by sample so one bad sample fails alone."""
-    try:
-        gens = model.generate(reqs)
-        if len(gens) != len(reqs):
-            raise RuntimeError(f"model returned {len(gens)} generations for {len(reqs)} requests")
-        return list(gens)
-    except MolmoEvalError:
-        raise
-    except Exception as e:
-        if len(reqs) == 1:
-            return [Generation(text="", error=f"{type(e).__name__}: {e}")]
-        return [generate_safe(model, [r])[0] for r in reqs]
-
-
 # --- record ----------------------------------------------------------------------------------
+
+def run_config(p: PreparedTask, cfg: RunConfig, model: Model) -> dict[str, Any]:
+    """The record's ``configs`` entry of a task: what it was run with (`scoring.task_config`)."""
+    settings = generation_settings(p.task.generation_settings(), cfg.gen_kwargs)
+    return task_config(p.task, task_splits(p.task, cfg), settings, data_dir=str(p.data_dir), limit=cfg.limit,
+                       prompt_style=cfg.prompt_style or model.prompt_style, coord_space=model.coord_space.value)
+
 
 def versions() -> dict[str, str]:
     out = {"molmo_eval": __version__, "python": platform.python_version()}
@@ -454,18 +519,8 @@ def default_output_path(cfg: RunConfig) -> Path:
     return Path("runs") / f"{stamp}_{cfg.model}"
 
 
-def write_run(cfg: RunConfig, record: RunRecord, lines: list[dict[str, Any]]) -> Path:
-    from molmo_eval.run.records import REPORT, atomic_write
+def write_run(run_dir: Path, cfg: RunConfig, record: RunRecord, lines: list[dict[str, Any]]) -> RunRecord:
+    """The run folder as a unit (`molmo_eval.run.rundir`); the record as written, with its files' digests."""
     from molmo_eval.run.summary import markdown_report
 
-    run_dir = cfg.output_path or default_output_path(cfg)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    if cfg.log_samples:
-        from molmo_eval.run.scores import write_scores
-
-        write_samples(run_dir, lines)
-        write_scores(run_dir, lines)
-    atomic_write(run_dir / REPORT, markdown_report(record))
-    write_record(run_dir, record)  # last: its presence marks a complete run directory
-    return run_dir
-
+    return rundir.write_run(run_dir, record, lines if cfg.log_samples else None, markdown_report(record))

@@ -13,7 +13,6 @@ stores its samples in the same form.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,9 +22,10 @@ import numpy as np
 
 from molmo_eval.core.errors import DataError
 from molmo_eval.metrics.stats import columns_from_lines
-from molmo_eval.run.records import SAMPLES, atomic_write, dumps, iter_samples
+from molmo_eval.run.records import SAMPLES, SCORES, atomic_write, dumps, iter_samples
 
-SCORES = "scores.json"
+__all__ = ["SCORES", "TaskRows", "rows_from_lines", "rows_from_samples", "scores_text", "task_json",
+           "task_rows_from_json", "write_scores"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -52,17 +52,27 @@ def rows_from_lines(lines: Iterable[Mapping[str, Any]], where: Path | str = SAMP
             raise DataError("sample line has no uid", path=where, record=f"at line {i}", field="uid")
         task = line.get("task") or uid.split("/", 1)[0]
         by_task.setdefault(str(task), []).append(line)
-    return {t: TaskRows(np.array([ln["uid"] for ln in lines], dtype=object), columns_from_lines(lines))
-            for t, lines in by_task.items()}
+    out = {}
+    for t, task_lines in by_task.items():
+        try:
+            cols = columns_from_lines(task_lines)
+        except (TypeError, ValueError) as e:  # a score that is not a number
+            raise DataError(f"per-sample scores of task {t!r} are not numbers ({e})", path=where,
+                            field="scores") from None
+        out[t] = TaskRows(np.array([ln["uid"] for ln in task_lines], dtype=object), cols)
+    return out
 
 
-def write_scores(run_dir: Path, lines: Sequence[Mapping[str, Any]]) -> Path:
+def scores_text(lines: Sequence[Mapping[str, Any]]) -> str:
     """``scores.json``: every task's per-sample score columns, in the baseline file's ``samples`` form.
 
     A derived index of ``samples.jsonl`` that gates and reports read in a fraction of the time."""
     rows = rows_from_lines(lines)
-    text = "{\n" + ",\n".join(f"  {json.dumps(t)}: {dumps(task_json(r))}" for t, r in rows.items()) + "\n}\n"
-    atomic_write(run_dir / SCORES, text)
+    return "{\n" + ",\n".join(f"  {dumps(t)}: {dumps(task_json(r))}" for t, r in rows.items()) + "\n}\n"
+
+
+def write_scores(run_dir: Path, lines: Sequence[Mapping[str, Any]]) -> Path:
+    atomic_write(run_dir / SCORES, scores_text(lines))
     return run_dir / SCORES
 
 

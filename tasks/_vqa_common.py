@@ -3,17 +3,16 @@ image paths and the readers of the benchmarks' usual prediction files."""
 
 from __future__ import annotations
 
-import gc
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
+from operator import attrgetter
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
 from molmo_eval.core.errors import DataError
 from molmo_eval.core.types import Answer, AnswerKind, Generation, Sample
-from molmo_eval.data.files import confined, field, iter_jsonl, read_json
+from molmo_eval.data.files import confined, field, iter_jsonl, read_json, read_json_typed
 
 SHORT_ANSWER_SUFFIX = "\nAnswer the question using a single word or phrase."
 
@@ -41,17 +40,33 @@ def _text_answer(text: str) -> Answer:
 NO_FIELDS: Mapping[str, str] = MappingProxyType({})  # shared read-only empty SampleScore.fields
 
 
-@contextmanager
-def gc_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector while a loader builds millions of acyclic objects (it would
-    rescan the growing heap again and again, doubling load time); restores the previous state."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
+class Shared:
+    """One object per distinct value in a loader's samples: answer strings (VQAv2 has 2 million answers
+    but tens of thousands of distinct ones) and breakdown metadata (answer type x question type). A
+    large split then costs memory for what differs between its questions only. Samples are
+    immutable, so sharing is invisible to every reader."""
+
+    def __init__(self) -> None:
+        self._strings = _Interned()
+        self._metas: dict[tuple[str, str], Mapping[str, str]] = {}
+
+    def strings(self, texts: Iterable[str]) -> tuple[str, ...]:
+        return tuple(map(self._strings.__getitem__, texts))
+
+    def meta(self, answer_type: str, question_type: str) -> Mapping[str, str]:
+        key = (answer_type, question_type)
+        meta = self._metas.get(key)
+        if meta is None:
+            meta = self._metas[key] = {"answer_type": answer_type, "question_type": question_type}
+        return meta
+
+
+class _Interned(dict[str, str]):
+    """``memo[s]`` is the first string equal to ``s`` that was looked up."""
+
+    def __missing__(self, key: str) -> str:
+        self[key] = key
+        return key
 
 
 class ImagePaths:
@@ -120,6 +135,9 @@ def read_json_answers(path: Path, samples: Sequence[Sample], *, id_key: str, ans
                       unknown_ids: str) -> dict[str, Generation]:
     """``[{id_key: ..., answer_key: str}, ...]`` -> {uid: Generation}. ``unknown_ids``: "error" (VQA's
     loadRes asserts the id sets match) or "ignore" (GQA's eval.py looks predictions up by id)."""
+    fast = _collect_fast(path, samples, id_key=id_key, answer_key=answer_key, unknown_ids=unknown_ids)
+    if fast is not None:
+        return fast
     data = read_json(path, "predictions file")
     if not isinstance(data, list):
         raise DataError(f"top level is a {type(data).__name__}", path=path,
@@ -150,6 +168,49 @@ def _answer_text(rec: Any, keys: tuple[str, ...], *, path: Path, record: object)
                     expected=" or ".join(repr(k) for k in keys) + " holding the answer text")
 
 
+def _collect_fast(path: Path, samples: Sequence[Sample], *, id_key: str, answer_key: str,
+                  unknown_ids: str) -> dict[str, Generation] | None:
+    """`read_json_answers` for a file of the usual shape, decoded into structs of the two fields; None
+    (the generic reader then reads the file and names what is wrong) without msgspec, or for a file
+    of another shape or that names a question twice."""
+    records = read_json_typed(path, "predictions file", _prediction_schema(id_key, answer_key))
+    if records is None:
+        return None
+    by_id = samples_by_id(samples, path)
+    get_id, get_text = attrgetter(id_key), attrgetter(answer_key)
+    out: dict[str, Generation] = {}
+    unknown: list[str] = []
+    for rec in records:
+        qid = str(get_id(rec))
+        sample = by_id.get(qid)
+        if sample is None:
+            unknown.append(qid)
+            continue
+        uid = sample.uid
+        if uid in out:
+            return None
+        out[uid] = Generation(get_text(rec))
+    _check_known(unknown, unknown_ids, samples, path, id_key)
+    return out
+
+
+@lru_cache(maxsize=8)
+def _prediction_schema(id_key: str, answer_key: str) -> Any:
+    """msgspec type of ``[{id_key: int | str, answer_key: str}, ...]`` (None without msgspec)."""
+    try:
+        import msgspec
+    except ImportError:
+        return None
+    return list[msgspec.defstruct("Prediction", [(id_key, int | str), (answer_key, str)], gc=False)]  # type: ignore[misc]
+
+
+def _check_known(unknown: list[str], unknown_ids: str, samples: Sequence[Sample], path: Path, id_key: str) -> None:
+    if unknown and unknown_ids == "error":
+        raise DataError(f"{len(unknown)} predictions name questions that are not in split "
+                        f"{samples[0].split if samples else '?'} (first: {', '.join(unknown[:5])})",
+                        path=path, field=id_key, expected="question ids of the scored split")
+
+
 def _collect(records: Iterable[tuple[int, Any]], path: Path, samples: Sequence[Sample], *, id_key: str,
              answer_keys: tuple[str, ...], unknown_ids: str, where: str) -> dict[str, Generation]:
     by_id = samples_by_id(samples, path)
@@ -167,9 +228,6 @@ def _collect(records: Iterable[tuple[int, Any]], path: Path, samples: Sequence[S
             raise DataError(f"second prediction for question {qid}", path=path, record=at, field=id_key,
                             expected="one prediction per question")
         out[sample.uid] = Generation(text=text)
-    if unknown and unknown_ids == "error":
-        raise DataError(f"{len(unknown)} predictions name questions that are not in split "
-                        f"{samples[0].split if samples else '?'} (first: {', '.join(unknown[:5])})",
-                        path=path, field=id_key, expected="question ids of the scored split")
+    _check_known(unknown, unknown_ids, samples, path, id_key)
     return out
 

@@ -34,6 +34,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples (0: no CIs)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    p.add_argument("--ci", action="store_true",
+                   help="with --predictions --json: add the 95%% bootstrap CI of each metric (\"ci\"); "
+                        "CIs are computed only where they are shown or written")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     p.set_defaults(func=handle)
 
@@ -135,9 +138,8 @@ def _lines_by_task(run: Any) -> dict[str, list[dict[str, Any]]]:
 
 def score_predictions(args: argparse.Namespace) -> int:
     from molmo_eval.core import registry
-    from molmo_eval.run.guard import score_sample
+    from molmo_eval.core.heap import gc_frozen
     from molmo_eval.run.loading import load_split
-    from molmo_eval.run.scoring import summarize_task
 
     if not args.task:
         raise ConfigError("score --predictions: --task is required")
@@ -149,22 +151,36 @@ def score_predictions(args: argparse.Namespace) -> int:
         from molmo_eval.data.embedded import default_data_root
 
         root = default_data_root()
-    samples, _ = load_split(task, root / task.data_dir, split)
+    samples, _ = load_split(task, root / task.data_dir, split, digests=False)  # no record to list them in
+    with gc_frozen():  # the loaded samples stay out of the collector's rescans (`molmo_eval.core.heap`)
+        return _score_loaded(args, task, split, samples)
+
+
+def _score_loaded(args: argparse.Namespace, task: Any, split: str, samples: Any) -> int:
+    from molmo_eval.core.heap import gc_paused
+    from molmo_eval.run.guard import score_samples
+    from molmo_eval.run.scoring import summarize_task
+
     preds = read_predictions(task, args.predictions, samples)
-    missing = [s.id for s in samples if s.uid not in preds]
+    gens = [preds.get(s.uid) for s in samples]
+    missing = [s.id for s, g in zip(samples, gens) if g is None]
     if missing and not args.allow_missing:
         raise DataError(f"{len(missing)} of {len(samples)} questions have no prediction (first: "
                         f"{', '.join(missing[:5])}); pass --allow-missing to score them as wrong",
                         path=args.predictions)
+    del preds
     scores, n_unparseable, n_failed = [], 0, len(missing)
     space = task.prediction_space()
-    for s in samples:
-        scored = score_sample(task, s, preds.get(s.uid), space)
-        n_unparseable += int(scored.answer is not None and not scored.answer.parse_ok)
-        n_failed += int(s.uid in preds and scored.error is not None)
-        scores.append(scored.score)
-    tr, _ = summarize_task(task, samples, scores, seed=args.seed, n_boot=args.bootstrap, n_failed=n_failed,
-                           n_unparseable=n_unparseable)
+    with gc_paused():  # scores are acyclic: no collection until they are aggregated (`molmo_eval.core.heap`)
+        for at in range(0, len(samples), SCORE_CHUNK):
+            chunk = gens[at:at + SCORE_CHUNK]
+            for gen, scored in zip(chunk, score_samples(task, samples[at:at + SCORE_CHUNK], chunk, space)):
+                n_unparseable += int(scored.answer is not None and not scored.answer.parse_ok)
+                n_failed += int(gen is not None and scored.error is not None)
+                scores.append(scored.score)
+    shown = not args.json or args.ci  # the table prints the overall CIs; --json only with --ci
+    tr, _ = summarize_task(task, samples, scores, seed=args.seed, n_boot=args.bootstrap if shown else 0,
+                           n_failed=n_failed, n_unparseable=n_unparseable, group_ci=False)
     if args.json:
         primary = tr.primary_metric
         if tr.metrics.get(primary) is None or tr.metrics[primary].n == 0:  # e.g. boxes under a pointing task
@@ -174,6 +190,8 @@ def score_predictions(args: argparse.Namespace) -> int:
                "metrics": {k: _val(v.value) for k, v in tr.metrics.items()},
                "breakdowns": {g: {k: _val(ms[primary].value) for k, ms in keys.items() if primary in ms}
                               for g, keys in tr.breakdowns.items()}}
+        if args.ci:  # [low, high] of the 95% percentile bootstrap; null where none is defined
+            out["ci"] = {k: None if v.ci_low is None else [v.ci_low, v.ci_high] for k, v in tr.metrics.items()}
         print(json.dumps(out, indent=2))
     else:
         from molmo_eval.run.summary import pct
@@ -185,6 +203,9 @@ def score_predictions(args: argparse.Namespace) -> int:
     if missing:
         print(f"note: {len(missing)} questions had no prediction and were scored as wrong", file=sys.stderr)
     return 0
+
+
+SCORE_CHUNK = 16_384  # samples scored together (`Task.score_batch`): bounds the batch's working memory
 
 
 def read_predictions(task: Any, path: Path, samples: Any) -> Any:

@@ -22,9 +22,11 @@ what vqaEval.py's ``overall`` / ``perQuestionType`` / ``perAnswerType`` compute 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from functools import lru_cache
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from itertools import chain
 from typing import Any
+
+import numpy as np
 
 from molmo_eval.core.metric import Metric
 from molmo_eval.metrics.generic import mean
@@ -81,36 +83,35 @@ def loo_groups(answer_records: Sequence[Mapping[str, Any]]) -> Groups:
 Truths = tuple[tuple[str, ...], bool]  # the answers as compared, whether they were normalized
 
 
-@lru_cache(maxsize=1 << 18)
-def _clean(text: str) -> str:
-    return clean_answer(text)
+class _Memo(dict[str, str]):
+    """``memo[s]`` is ``fn(s)``, computed once per distinct string (real VQAv2 val holds 2.1 million
+    human answers but tens of thousands of distinct strings, each normalized once); bounded: the memo
+    starts afresh when it holds ``limit`` strings."""
+
+    def __init__(self, fn: Callable[[str], str], limit: int = 1 << 20):
+        super().__init__()
+        self.fn, self.limit = fn, limit
+
+    def __missing__(self, key: str) -> str:
+        if len(self) >= self.limit:
+            self.clear()
+        value = self[key] = self.fn(key)
+        return value
 
 
-def _truths(answers: tuple[str, ...], normalize: Callable[[str], str]) -> Truths:
+_clean = _Memo(clean_answer).__getitem__
+_official = _Memo(normalize_answer).__getitem__  # of cleaned text
+_lmms = _Memo(evalai_normalize).__getitem__  # of cleaned text
+_evalai = _Memo(evalai_process).__getitem__  # of raw text
+_clean_normalized = _Memo(lambda text: normalize_answer(clean_answer(text))).__getitem__
+
+
+def _truths(answers: Sequence[str], normalize: Callable[[str], str]) -> Truths:
+    """The cleaned answers, normalized when they are not all identical (as vqaEval.py decides)."""
     cleaned = tuple(map(_clean, answers))
-    if len(set(cleaned)) > 1:
+    if len(cleaned) > 1 and cleaned.count(cleaned[0]) != len(cleaned):
         return tuple(map(normalize, cleaned)), True
     return cleaned, False
-
-
-@lru_cache(maxsize=1 << 14)  # answer tuples repeat less than answer strings; bounded memory
-def _official_truths(answers: tuple[str, ...]) -> Truths:
-    return _truths(answers, normalize_answer)
-
-
-@lru_cache(maxsize=1 << 14)
-def _lmms_truths(answers: tuple[str, ...]) -> Truths:
-    return _truths(answers, evalai_normalize)
-
-
-@lru_cache(maxsize=1 << 14)
-def _m4c_truths(answers: tuple[str, ...]) -> Truths:
-    return tuple(map(evalai_process, answers)), True
-
-
-@lru_cache(maxsize=1 << 18)
-def _clean_normalized(pred: str) -> str:
-    return normalize_answer(clean_answer(pred))
 
 
 def _accuracy(pred: str, truths: Truths, groups: Groups) -> float:
@@ -126,24 +127,109 @@ def _accuracy(pred: str, truths: Truths, groups: Groups) -> float:
 
 def official_accuracy(pred: str, answers: tuple[str, ...], groups: Groups = None) -> float:
     """vqaEval.py accuracy of one prediction (normalization only when the answers differ)."""
-    truths = _official_truths(answers)
+    truths = _truths(answers, _official)
     return _accuracy(_clean_normalized(pred) if truths[1] else _clean(pred), truths, groups)
 
 
 def lmms_eval_accuracy(pred: str, answers: tuple[str, ...], groups: Groups = None) -> float:
     """lmms-eval vqav2 ``exact_match``: EvalAI-processed prediction, normalized again (as lmms-eval
     does) when the answers differ."""
-    truths = _lmms_truths(answers)
-    p = evalai_process(pred)
-    return _accuracy(evalai_normalize(p) if truths[1] else p, truths, groups)
+    truths = _truths(answers, _lmms)
+    p = _evalai(pred)
+    return _accuracy(_lmms(p) if truths[1] else p, truths, groups)
 
 
 def m4c_accuracy(pred: str, answers: tuple[str, ...], groups: Groups = None) -> float:
     """LLaVA/MMF ``TextVQAAccuracyEvaluator``: everything EvalAI-processed; answers told apart by index."""
-    return _accuracy(evalai_process(pred), _m4c_truths(answers), None)
+    return _accuracy(_evalai(pred), (tuple(map(_evalai, answers)), True), None)
 
 
 SCORERS = {"official": official_accuracy, "lmms-eval": lmms_eval_accuracy, "m4c": m4c_accuracy}
+
+
+def batch_accuracy(variant: str, preds: Sequence[object], answer_sets: Sequence[Sequence[str]],
+                   groups: Sequence[Groups]) -> list[float]:
+    """``SCORERS[variant](pred, answers, groups)`` of many questions, bit for bit, with the matching
+    done by numpy: every distinct string is cleaned and normalized once (`_Memo`) and given an integer
+    code, and the leave-one-out sum runs over the answer columns in the official order, for all
+    questions with the same number of answers at once. A prediction that is not text scores 0 (as
+    `vqa_score` has it); questions with `loo_groups`, and batches too small to gain from numpy, go
+    through the per-question scorer."""
+    out = [0.0] * len(preds)
+    by_len: dict[int, list[int]] = {}
+    scorer = SCORERS[variant]
+    small = len(preds) < _MIN_BATCH
+    for i, (pred, answers, g) in enumerate(zip(preds, answer_sets, groups)):
+        if type(pred) is not str:
+            continue
+        if small or g is not None or not answers:
+            out[i] = scorer(pred, tuple(answers), g)  # type: ignore[arg-type]
+            continue
+        by_len.setdefault(len(answers), []).append(i)
+    for k, rows in by_len.items():
+        values = _matched(variant, [preds[i] for i in rows], [answer_sets[i] for i in rows], k)  # type: ignore[misc]
+        for i, v in zip(rows, values.tolist()):
+            out[i] = v
+    return out
+
+
+_MIN_BATCH = 256  # below this, numpy's per-call cost exceeds what it saves
+
+
+class _Codes(dict[str, int]):
+    """An integer per distinct string, in order of first lookup."""
+
+    def __missing__(self, key: str) -> int:
+        code = self[key] = len(self)
+        return code
+
+
+class _CodeOf(dict[str, int]):
+    """``memo[raw]``: the code (in ``codes``) of ``fn(raw)``, one lookup per raw string."""
+
+    def __init__(self, fn: Callable[[str], str], codes: _Codes):
+        super().__init__()
+        self.fn, self.codes = fn, codes
+
+    def __missing__(self, key: str) -> int:
+        code = self[key] = self.codes[self.fn(key)]
+        return code
+
+
+def _matched(variant: str, preds: list[str], answer_sets: list[Sequence[str]], k: int) -> np.ndarray:
+    """VQA accuracy of questions with ``k`` answers each (see `batch_accuracy`)."""
+    flat = list(chain.from_iterable(answer_sets))
+    codes = _Codes()
+    if variant == "m4c":  # both sides always processed
+        processed = _CodeOf(_evalai, codes).__getitem__
+        truth = _array(map(processed, flat), len(flat)).reshape(-1, k)
+        pred = _array(map(processed, preds), len(preds))
+    else:
+        normalize = _official if variant == "official" else _lmms
+        cleaned = _array(map(_CodeOf(_clean, codes).__getitem__, flat), len(flat)).reshape(-1, k)
+        # normalized when the cleaned answers are not all identical (one answer: never)
+        differ = (cleaned != cleaned[:, :1]).any(axis=1) if k > 1 else np.zeros(len(preds), dtype=bool)
+        names = list(codes)  # code -> cleaned string
+        normalized = _array(map(codes.__getitem__, map(normalize, names)), len(names))  # cleaned -> normalized
+        truth = np.where(differ[:, None], normalized[cleaned], cleaned)
+        if variant == "official":
+            plain = _array(map(_CodeOf(_clean, codes).__getitem__, preds), len(preds))
+            both = _array(map(_CodeOf(_clean_normalized, codes).__getitem__, preds), len(preds))
+        else:  # lmms-eval: the EvalAI-processed prediction, normalized again when the answers differ
+            processed = [_evalai(p) for p in preds]
+            plain = _array(map(codes.__getitem__, processed), len(preds))
+            both = _array(map(codes.__getitem__, map(_lmms, processed)), len(preds))
+        pred = np.where(differ, both, plain)
+    match = truth == pred[:, None]
+    total = match.sum(axis=1)
+    acc = np.zeros(len(preds))
+    for i in range(k):  # loo_accuracy's sum, column by column: the same float operations in the same order
+        acc += np.minimum(1, (total - match[:, i]) / 3)
+    return acc / k
+
+
+def _array(codes: Iterable[int], n: int) -> np.ndarray:
+    return np.fromiter(codes, dtype=np.int64, count=n)
 
 
 def vqa_metrics() -> tuple[Metric, ...]:

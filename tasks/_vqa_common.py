@@ -11,7 +11,7 @@ from types import MappingProxyType
 from typing import Any
 
 from molmo_eval.core.errors import DataError
-from molmo_eval.core.types import Answer, AnswerKind, Generation, Sample
+from molmo_eval.core.types import Answer, AnswerKind, Generation, ImageRef, Sample
 from molmo_eval.data.files import confined, field, iter_jsonl, read_json, read_json_typed
 
 SHORT_ANSWER_SUFFIX = "\nAnswer the question using a single word or phrase."
@@ -42,22 +42,37 @@ NO_FIELDS: Mapping[str, str] = MappingProxyType({})  # shared read-only empty Sa
 
 class Shared:
     """One object per distinct value in a loader's samples: answer strings (VQAv2 has 2 million answers
-    but tens of thousands of distinct ones) and breakdown metadata (answer type x question type). A
-    large split then costs memory for what differs between its questions only. Samples are
-    immutable, so sharing is invisible to every reader."""
+    but tens of thousands of distinct ones), small mappings that many samples hold alike (breakdown
+    metadata, POPE's label, a question asked of many images). A large split then costs memory for
+    what differs between its questions only. Samples are immutable, so sharing is invisible to
+    every reader. ``intern`` and ``metas`` are dict lookups, for loaders that map them over columns."""
 
     def __init__(self) -> None:
         self._strings = _Interned()
-        self._metas: dict[tuple[str, str], Mapping[str, str]] = {}
+        self._maps = _Maps()
+        self.intern = self._strings.__getitem__  # text -> the first equal string met
+        self.metas = _Metas().__getitem__  # (answer type, question type) -> shared meta
 
     def strings(self, texts: Iterable[str]) -> tuple[str, ...]:
-        return tuple(map(self._strings.__getitem__, texts))
+        return tuple(map(self.intern, texts))
+
+    def mapping(self, *items: tuple[str, str]) -> Mapping[str, str]:
+        """``dict(items)``, the same object for the same items."""
+        return self._maps[items]
 
     def meta(self, answer_type: str, question_type: str) -> Mapping[str, str]:
-        key = (answer_type, question_type)
-        meta = self._metas.get(key)
-        if meta is None:
-            meta = self._metas[key] = {"answer_type": answer_type, "question_type": question_type}
+        return self.metas((answer_type, question_type))
+
+
+class _Maps(dict[tuple[tuple[str, str], ...], Mapping[str, str]]):
+    def __missing__(self, items: tuple[tuple[str, str], ...]) -> Mapping[str, str]:
+        m = self[items] = dict(items)
+        return m
+
+
+class _Metas(dict[tuple[str, str], Mapping[str, str]]):
+    def __missing__(self, key: tuple[str, str]) -> Mapping[str, str]:
+        meta = self[key] = {"answer_type": key[0], "question_type": key[1]}
         return meta
 
 
@@ -70,18 +85,22 @@ class _Interned(dict[str, str]):
 
 
 class ImagePaths:
-    """Confined image paths with one check per distinct image (loaders see each image many times)."""
+    """Confined image paths with one check per distinct image (loaders see each image many times),
+    and one `ImageRef` per image for the samples that ask about it."""
 
     def __init__(self, root: Path, source: Path):
         self.root, self.source = root, source
-        self._seen: dict[str, str] = {}
+        self._seen: dict[str, ImageRef] = {}
 
     def __call__(self, relative: str, record: object) -> str:
-        path = self._seen.get(relative)
-        if path is None:
-            path = str(confined(self.root, relative, path=self.source, record=record))
-            self._seen[relative] = path
-        return path
+        return self.ref(relative, record).path  # type: ignore[return-value]
+
+    def ref(self, relative: str, record: object) -> ImageRef:
+        ref = self._seen.get(relative)
+        if ref is None:
+            ref = self._seen[relative] = ImageRef(path=str(confined(self.root, relative, path=self.source,
+                                                                    record=record)))
+        return ref
 
 
 def value(rec: Any, name: str, types: tuple[type, ...], *, path: Path, index: object,

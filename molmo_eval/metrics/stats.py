@@ -6,9 +6,9 @@ seeded from (run seed, task, metric, breakdown key) so reruns agree to the last 
 interval does not depend on which other metrics were computed.
 
 Breakdowns group the rows once (`group_rows`: a code per row, one stable sort) and hand each group's
-metrics a lazy view that gathers only the columns they read. Bootstrap replicates are drawn in the
-same chunks as always (so intervals stay identical to the last digit) but evaluated a block of rows
-at a time, which bounds the memory of a large task to a few tens of MB.
+metrics a lazy view that gathers only the columns they read. Bootstrap replicates are drawn and
+evaluated a block of rows at a time, which bounds the memory of a large task to a few tens of MB;
+the intervals do not depend on the block size.
 """
 
 from __future__ import annotations
@@ -24,8 +24,7 @@ from molmo_eval.core.types import MetricValue, Sample, SampleScore
 
 N_BOOT = 1000
 ALPHA = 0.05
-_CHUNK_ELEMS = 4_000_000  # bootstrap indices are drawn in chunks of at most this many cells
-_BLOCK_ELEMS = 1_000_000  # ... and a metric evaluated on at most this many gathered cells at once
+_BLOCK_ELEMS = 1 << 19  # bootstrap indices drawn, and a metric evaluated, this many cells at a time
 
 
 def columns(samples: Sequence[Sample], scores: Sequence[SampleScore]) -> dict[str, np.ndarray]:
@@ -83,14 +82,13 @@ def bootstrap_ci(metric: Metric, cols: Columns, seed: int, n_boot: int = N_BOOT,
         reps = _cluster_replicates(metric, cols, rng, n_boot)
     elif metric.vectorized:
         reps = np.empty(n_boot)
-        chunk = max(1, _CHUNK_ELEMS // n)
+        # a metric reduces each row alone, and the generator hands out the same indices however they
+        # are split into calls (tested), so a block of rows at a time bounds the memory
         block = max(1, _BLOCK_ELEMS // n)
-        for start in range(0, n_boot, chunk):
-            b = min(chunk, n_boot - start)
-            idx = rng.integers(0, n, size=(b, n))  # the draws, chunk by chunk, are what makes the interval
-            for r in range(0, b, block):  # a metric reduces each row alone: evaluate a block at a time
-                rows = idx[r:r + block]
-                reps[start + r:start + r + len(rows)] = np.asarray(metric.fn(_Gathered(cols, rows)), dtype=float)
+        for start in range(0, n_boot, block):
+            b = min(block, n_boot - start)
+            idx = rng.integers(0, n, size=(b, n))
+            reps[start:start + b] = np.asarray(metric.fn(_Gathered(cols, idx)), dtype=float)
     else:
         reps = np.array([float(metric.fn(_Gathered(cols, idx)))
                          for idx in (rng.integers(0, n, size=n) for _ in range(n_boot))])

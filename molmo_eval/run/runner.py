@@ -50,7 +50,7 @@ from molmo_eval.core.types import (
     TaskResult,
 )
 from molmo_eval.core.version import __version__
-from molmo_eval.data.images import load_image
+from molmo_eval.data.images import load_image, with_pixels
 from molmo_eval.run import distributed, records, rundir
 from molmo_eval.run.cache import ResponseCache, check_cache_dir, default_cache_dir, request_key
 from molmo_eval.run.distributed import DistGroup
@@ -387,11 +387,15 @@ def evaluate_shard(p: PreparedTask, model: Model, cache: ResponseCache | None, c
     out = Shard(index=[], lines=LineSpool() if keep_lines else None)
     prog.start(label, len(index))
     batches = [index[i:i + cfg.batch_size] for i in range(0, len(index), cfg.batch_size)]
-    loaded = prefetch([[p.samples[i] for i in b] for b in batches], pool, model.needs_pixels)
+    # pixels are decoded ahead, in the background, while batches go to the model; a run answered
+    # from the cache needs only bytes and digests (misses are decoded on demand, `generate_cached`)
+    decode = Decoding(model.needs_pixels and cache is None)
+    loaded = prefetch([[p.samples[i] for i in b] for b in batches], pool, decode)
     for idx, (batch, images) in zip(batches, loaded):
         prepared = [prepare_request(task, s, im, style, model.coord_space, settings)
                     for s, im in zip(batch, images)]
-        gens, cached, n_calls = generate_cached(model, cache, [req for _, req, _ in prepared])
+        gens, cached, n_calls = generate_cached(model, cache, [req for _, req, _ in prepared], pool)
+        decode.ahead = model.needs_pixels and n_calls > 0
         out.calls += n_calls
         out.hits += sum(cached)
         sizes = [im.size if isinstance(im, Image) else None for im in images]
@@ -474,12 +478,21 @@ def _with_size(s: Sample, size: tuple[int, int]) -> Sample:
     return replace(s, image_size=(int(size[0]), int(size[1])))
 
 
-def prefetch(batches: Sequence[Sequence[Sample]], pool: ThreadPoolExecutor, decode: bool
+@dataclass
+class Decoding:
+    """Whether the images of batches loaded from now on are decoded ahead (the last batch went to the
+    model) or read only (it was answered from the cache)."""
+
+    ahead: bool
+
+
+def prefetch(batches: Sequence[Sequence[Sample]], pool: ThreadPoolExecutor, decode: Decoding | bool
              ) -> Iterator[tuple[Sequence[Sample], list[Image | BaseException | None]]]:
     """Yield each batch with its loaded images while the next batches load in the background."""
 
     def submit(batch: Sequence[Sample]) -> list[Future[Image] | None]:
-        return [None if s.image is None else pool.submit(load_image, s.image, decode) for s in batch]
+        pixels = decode.ahead if isinstance(decode, Decoding) else decode
+        return [None if s.image is None else pool.submit(load_image, s.image, pixels) for s in batch]
 
     queue: deque[tuple[Sequence[Sample], list[Future[Image] | None]]] = deque()
     it = iter(batches)
@@ -504,21 +517,45 @@ def prefetch(batches: Sequence[Sequence[Sample]], pool: ThreadPoolExecutor, deco
         yield batch, images
 
 
-def generate_cached(model: Model, cache: ResponseCache | None, reqs: Sequence[Request | None]
-                    ) -> tuple[list[Generation | None], list[bool], int]:
-    """Cached outputs where present, the model for the rest; new outputs committed at once."""
+def generate_cached(model: Model, cache: ResponseCache | None, reqs: Sequence[Request | None],
+                    pool: ThreadPoolExecutor | None = None) -> tuple[list[Generation | None], list[bool], int]:
+    """Cached outputs where present, the model for the rest (their pixels decoded first if the model
+    needs them and they were not decoded ahead); new outputs committed at once."""
     extra = getattr(model, "cache_extra", None)
     keys = [None if r is None else request_key(model.fingerprint, r, extra(r) if extra else "") for r in reqs]
     hits = cache.get_many([k for k in keys if k is not None]) if cache is not None else {}
     todo = [i for i, (r, k) in enumerate(zip(reqs, keys)) if r is not None and k not in hits]
-    new = generate_safe(model, [reqs[i] for i in todo]) if todo else []  # type: ignore[misc]
+    gens: list[Generation | None] = [None if k is None else hits.get(k) for k in keys]
+    asked = [reqs[i] for i in todo]
+    if model.needs_pixels and todo:
+        decoded = _decoded(asked, pool)  # type: ignore[arg-type]
+        for i, d in zip(todo, decoded):  # an image that cannot be decoded fails its sample alone
+            if isinstance(d, Generation):
+                gens[i] = d
+        todo = [i for i, d in zip(todo, decoded) if not isinstance(d, Generation)]
+        asked = [d for d in decoded if not isinstance(d, Generation)]
+    new = generate_safe(model, asked) if todo else []  # type: ignore[arg-type]
     if cache is not None and new:
         cache.put_many((keys[i], g) for i, g in zip(todo, new))  # type: ignore[misc]
-    gens: list[Generation | None] = [None if k is None else hits.get(k) for k in keys]
     for i, g in zip(todo, new):
         gens[i] = g
     cached = [k is not None and k in hits for k in keys]
     return gens, cached, len(todo)
+
+
+def _decoded(reqs: list[Request], pool: ThreadPoolExecutor | None) -> list[Request | Generation]:
+    """The requests with their images' pixels decoded (in the pool's threads when given); a failed
+    Generation in place of a request whose image cannot be decoded."""
+
+    def decode(r: Request) -> Request | Generation:
+        if all(im.pixels is not None for im in r.images):
+            return r
+        try:
+            return replace(r, images=tuple(with_pixels(im) for im in r.images))
+        except Exception as e:
+            return Generation(text="", error=describe("image", e))
+
+    return list(pool.map(decode, reqs) if pool is not None else map(decode, reqs))
 
 
 # --- record ----------------------------------------------------------------------------------

@@ -37,6 +37,7 @@ def _text_answer(text: str) -> Answer:
     return Answer(AnswerKind.TEXT, text, parse_ok=bool(text.strip()))
 
 
+_ID_OF = attrgetter("id")
 NO_FIELDS: Mapping[str, str] = MappingProxyType({})  # shared read-only empty SampleScore.fields
 
 
@@ -131,8 +132,10 @@ def as_id(value: Any, *, path: Path, record: object, name: str) -> str:
 
 def check_unique_ids(samples: Sequence[Sample], path: Path, name: str) -> list[Sample]:
     """Loaders: a benchmark id must name one question of a split."""
+    if len(set(map(_ID_OF, samples))) == len(samples):
+        return list(samples)
     seen: set[str] = set()
-    for s in samples:
+    for s in samples:  # which id is the first to repeat
         if s.id in seen:
             raise DataError("duplicate id", path=path, record=f"{name} {s.id}", field=name,
                             expected="each question once")
@@ -196,21 +199,14 @@ def _collect_fast(path: Path, samples: Sequence[Sample], *, id_key: str, answer_
     if records is None:
         return None
     by_id = samples_by_id(samples, path)
-    get_id, get_text = attrgetter(id_key), attrgetter(answer_key)
-    out: dict[str, Generation] = {}
-    unknown: list[str] = []
-    for rec in records:
-        qid = str(get_id(rec))
-        sample = by_id.get(qid)
-        if sample is None:
-            unknown.append(qid)
-            continue
-        uid = sample.uid
-        if uid in out:
-            return None
-        out[uid] = Generation(get_text(rec))
-    _check_known(unknown, unknown_ids, samples, path, id_key)
-    return out
+    qids = list(map(str, map(attrgetter(id_key), records)))
+    found = list(map(by_id.get, qids))
+    uids = [s.uid for s in found if s is not None]
+    if len(uids) != len(found):  # (not `None in found`: that calls Sample.__eq__ on every element)
+        _check_known([q for q, s in zip(qids, found) if s is None], unknown_ids, samples, path, id_key)
+    out = dict(zip(uids, map(Generation, (t for t, s in zip(map(attrgetter(answer_key), records), found)
+                                          if s is not None))))
+    return out if len(out) == len(uids) else None  # a question answered twice: the generic reader says where
 
 
 @lru_cache(maxsize=8)

@@ -97,8 +97,9 @@ class ImageRef:
     data: bytes | None = None
     b64: str | None = None
 
-    def __post_init__(self) -> None:
-        assert sum(v is not None for v in (self.path, self.data, self.b64)) == 1, self
+    def __init__(self, path: str | None = None, data: bytes | None = None, b64: str | None = None) -> None:
+        assert (path is not None) + (data is not None) + (b64 is not None) == 1, (path, data, b64)
+        _fill(self, path=path, data=data, b64=b64)
 
     def describe(self) -> str:
         if self.path is not None:

@@ -9,8 +9,10 @@ aggregation with 1,000 bootstrap resamples, the run folder) in a fresh process p
 scripted model that answers at once, so every millisecond measured is the harness's. Per scale:
 ms/sample (minimum over ``--repeats`` runs, scales interleaved) and the process's peak memory.
 
-The anchor is the 1x run measured in the same invocation: goals are ms/sample at 100x within 20%
-of 1x (linear growth), and peak memory <= 250 MB at 100x. Exit 1 when a goal is missed.
+The anchor is the 1x run measured in the same invocation. Two ms/sample are shown: the whole run
+(which falls with scale, as fixed costs spread) and the per-sample loop alone (images, requests,
+cache, parse + score, the line to the log). Goals: neither grows by more than 20% from 1x to 100x
+(linear growth), and peak memory <= 250 MB at 100x. Exit 1 when a goal is missed.
 """
 
 from __future__ import annotations
@@ -30,9 +32,21 @@ import json, resource, sys, time
 from pathlib import Path
 from molmo_eval.core.config import build
 from molmo_eval.models.scripted import ScriptedModel
+from molmo_eval.run import runner
 from molmo_eval.run.runner import run
 
 root, out, tasks = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
+loop = [0.0]  # the per-sample loop: images, requests, cache, parse + score, the line to the log
+evaluate_shard = runner.evaluate_shard
+
+def timed_shard(*args, **kwargs):
+    t = time.perf_counter()
+    try:
+        return evaluate_shard(*args, **kwargs)
+    finally:
+        loop[0] += time.perf_counter() - t
+
+runner.evaluate_shard = timed_shard
 
 def answer(req):  # instant, deterministic, a mix of right and wrong answers
     return ("yes", "no", "2", "white", "a dog", "Red.")[len(req.prompt) % 6]
@@ -42,9 +56,11 @@ cfg = build(tasks, model="scripted", data_root=root, output_path=out / "run", ca
 t = time.perf_counter()
 o = run(cfg, model=ScriptedModel(fn=answer, fingerprint="bench-scale"), show_progress=False)
 secs = time.perf_counter() - t
-print(json.dumps({"seconds": secs, "n": o.record.counts["samples"], "status": o.record.status,
+print(json.dumps({"seconds": secs, "loop": loop[0], "n": o.record.counts["samples"], "status": o.record.status,
                   "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                   "timings": o.record.timings,
+                  "samples_mb": (out / "run" / "samples.jsonl").stat().st_size / 2 ** 20,
+                  "cache_mb": sum(f.stat().st_size for f in (out / "cache").iterdir()) / 2 ** 20,
                   "metrics": {t: {k: m.value for k, m in tr.metrics.items()} for t, tr in o.record.tasks.items()}}))
 '''
 
@@ -101,25 +117,34 @@ def main(argv: list[str] | None = None) -> int:
         for _ in range(args.repeats):
             for k in scales:
                 r = run_once(roots[k], tmp, args.tasks)
-                r["ms"] = 1000 * r["seconds"] / r["n"]
-                if k not in best or r["ms"] < best[k]["ms"]:
-                    best[k] = {**r, "peak_mb": max(r["peak_mb"], best.get(k, {}).get("peak_mb", 0))}
-                else:
-                    best[k]["peak_mb"] = max(best[k]["peak_mb"], r["peak_mb"])
+                r["ms"], r["loop_ms"] = (1000 * r[key] / r["n"] for key in ("seconds", "loop"))
+                old = best.get(k)
+                if old is not None:
+                    r["peak_mb"] = max(r["peak_mb"], old["peak_mb"])
+                    r["ms"], r["loop_ms"] = min(r["ms"], old["ms"]), min(r["loop_ms"], old["loop_ms"])
+                best[k] = r
     base = best[scales[0]]
+    print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores; best of {args.repeats} runs per scale")
     for k in scales:
         b = best[k]
-        t = b["timings"]
-        print(f"{k:>4}x  n={b['n']:>7}  {b['ms']:.3f} ms/sample ({b['ms'] / base['ms']:.2f}x the {scales[0]}x run)  "
-              f"peak {b['peak_mb']:.0f} MB  [data {t['data_load']:.2f}s, total {t['total']:.2f}s]")
+        print(f"{k:>4}x  n={b['n']:>7}  whole run {b['ms']:.3f} ms/sample ({b['ms'] / base['ms']:.2f}x the "
+              f"{scales[0]}x run), per-sample loop {b['loop_ms']:.3f} ms/sample ({b['loop_ms'] / base['loop_ms']:.2f}x)"
+              f", peak {b['peak_mb']:.0f} MB; samples.jsonl {b['samples_mb']:.1f} MB, cache {b['cache_mb']:.1f} MB")
     top = best[scales[-1]]
-    same = all(best[k]["metrics"] == base["metrics"] for k in scales)  # replicas: identical metrics
-    growth = top["ms"] / base["ms"]
+    same = all(_close(best[k]["metrics"], base["metrics"]) for k in scales)  # replicas: the same metrics
+    growth = max(top["ms"] / base["ms"], top["loop_ms"] / base["loop_ms"])
     ok = growth <= args.max_growth and top["peak_mb"] <= args.max_mb and same
-    print(f"growth {growth:.2f}x (goal <= {args.max_growth}); peak at {scales[-1]}x {top['peak_mb']:.0f} MB "
-          f"(goal <= {args.max_mb:.0f}); metrics identical at every scale: {same}")
+    print(f"growth {growth:.2f}x (goal <= {args.max_growth}: whole run and loop); peak at {scales[-1]}x "
+          f"{top['peak_mb']:.0f} MB (goal <= {args.max_mb:.0f}); metrics equal at every scale: {same}")
     print("OK" if ok else "FAIL")
     return 0 if ok else 1
+
+
+def _close(a: dict, b: dict) -> bool:
+    """Equal up to float summation order (the replicated split sums k copies)."""
+    return a.keys() == b.keys() and all(
+        m.keys() == b[t].keys() and all(abs(v - b[t][k]) <= 1e-9 or v != v and b[t][k] != b[t][k]
+                                         for k, v in m.items()) for t, m in a.items())
 
 
 if __name__ == "__main__":

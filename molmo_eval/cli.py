@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from molmo_eval.core.errors import MolmoEvalError
+from molmo_eval.core.errors import MissingDependency, MolmoEvalError
 from molmo_eval.core.version import __version__
 
 # sub-command name -> module defining add_parser(subparsers); modules that are not installed are skipped
@@ -92,6 +92,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"molmo-eval: error: {e}", file=sys.stderr)
         return e.exit_code
+    except ModuleNotFoundError as e:  # an uninstalled dependency: the pip line, never a traceback
+        if debug or (e.name or "").split(".")[0] == "molmo_eval":
+            raise
+        print(f"molmo-eval: error: {MissingDependency.of(e, 'this command')}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("\nmolmo-eval: interrupted; finished batches are cached, so the same command resumes",
               file=sys.stderr)

@@ -61,7 +61,7 @@ class GQA(Task):
     data_dir: ClassVar[str] = "gqa"
     variants: ClassVar[tuple[str, ...]] = ("official", "llava", "lmms-eval")
     breakdowns: ClassVar[tuple[str, ...]] = ("structural", "semantic")
-    version: ClassVar[str] = "1"
+    version: ClassVar[str] = "2"  # 2: the lmms-eval variant follows lmms-eval 0.7.3 end to end
     molmo_style: ClassVar[str] = "gqa"
 
     def data_files(self, data_dir: Path, split: str) -> list[Path]:

@@ -255,6 +255,11 @@ class MMBench(Task):
     def data_files(self, data_dir: Path, split: str) -> list[Path]:
         return [data_dir / FILES[self.check_split(split)]]
 
+    def limit_group(self, sample: Sample) -> str:
+        """CircularEval scores a question on all its rotations: ``--limit N`` keeps N whole groups
+        (the file lists every un-rotated row before any rotation, so N rows would be plain accuracy)."""
+        return str(sample.target["group"])
+
     def load(self, data_dir: Path, split: str) -> list[Sample]:
         path = self.data_files(data_dir, split)[0]
         opts, rows = load_rows(path)

@@ -72,7 +72,7 @@ class VQAv2(Task):
     data_dir: ClassVar[str] = "vqav2"
     variants: ClassVar[tuple[str, ...]] = ("official", "lmms-eval")
     breakdowns: ClassVar[tuple[str, ...]] = ("answer_type", "question_type")
-    version: ClassVar[str] = "1"
+    version: ClassVar[str] = "2"  # 2: the lmms-eval variant follows lmms-eval 0.7.3 end to end
     molmo_style: ClassVar[str] = "vqa2"
 
     # --- data -------------------------------------------------------------------------------

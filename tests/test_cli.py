@@ -116,6 +116,50 @@ def test_score_predictions_requires_coverage_unless_allowed(toy_root, tmp_path):
     assert set(out["breakdowns"]["shade"]) == {"dark", "light"}
 
 
+def test_score_predictions_output_path_writes_a_run_that_gate_and_report_read(toy_root, tmp_path):
+    preds = tmp_path / "preds.json"
+    preds.write_text(json.dumps([{"id": i, "answer": oracle_text(f"toy/a/{i}", toy_root) if i % 4 else "purple"}
+                                 for i in range(36)]))
+    out = tmp_path / "scored"
+    r = toy_cli("score", "--task", "toy", "--data-root", str(toy_root), "--split", "a", "--predictions", str(preds),
+                "--allow-missing", "--json", "--output-path", str(out))
+    assert r.returncode == 0, r.stderr
+    printed = json.loads(r.stdout)["metrics"]["accuracy"]
+    record = json.loads((out / "results.json").read_text())
+    assert record["tasks"]["toy"]["metrics"]["accuracy"]["value"] == printed == 27 / 40
+    assert record["model"]["name"] == "predictions" and record["config"]["predictions"] == str(preds)
+    assert record["tasks"]["toy"]["n_failed"] == 4 and record["tasks"]["toy"]["data_digests"]
+    lines = [json.loads(x) for x in (out / "samples.jsonl").read_text().splitlines()]
+    assert len(lines) == 40 and [ln["error"] for ln in lines].count("no prediction") == 4
+    assert lines[1]["output"]["text"] == oracle_text("toy/a/1", toy_root) and lines[1]["scores"]["accuracy"] == 1.0
+    assert (out / "report.md").is_file() and (out / "scores.json").is_file()
+    gate = toy_cli("gate", "--baseline", str(out), "--current", str(out), "--quiet", "--max-failed", "4")
+    assert gate.returncode == 0, gate.stdout + gate.stderr
+    report = toy_cli("report", str(out), "--out", str(tmp_path / "t.md"))
+    assert report.returncode == 0 and "67.5" in (tmp_path / "t.md").read_text()
+
+
+def test_score_takes_task_scoped_variant_and_data_root_as_run_does(toy_root, tmp_path):
+    outputs = write_outputs(toy_root, tmp_path / "o.jsonl", wrong_every=1000)
+    run = tmp_path / "run"
+    assert toy_cli("--tasks", "toy", "--model", "scripted", "--model-args", f"outputs={outputs}", "--data-root",
+                   str(toy_root), "--output-path", str(run), "--no-cache").returncode == 0
+    r = toy_cli("score", "--run", str(run), "--variant", "toy=lenient", "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["tasks"]["toy"]["variant"] == "lenient"
+    bad = toy_cli("score", "--run", str(run), "--variant", "vqav2=lmms-eval")
+    assert bad.returncode == 2 and "--variant vqav2=...: 'vqav2' is not a task of this scoring (toy)" in bad.stderr
+    preds = tmp_path / "preds.json"
+    preds.write_text(json.dumps([{"id": i, "answer": oracle_text(f"toy/a/{i}", toy_root)} for i in range(40)]))
+    common = ["score", "--task", "toy", "--split", "a", "--predictions", str(preds), "--json"]
+    for root in (f"toy={toy_root / 'toy'}", str(toy_root)):  # the task's folder, or the root holding it
+        r = toy_cli(*common, "--data-root", root, "--variant", "toy=lenient")
+        assert r.returncode == 0, r.stderr
+        assert json.loads(r.stdout)["metrics"]["accuracy"] == 1.0 and json.loads(r.stdout)["variant"] == "lenient"
+    missing = toy_cli(*common, "--data-root", f"toy={tmp_path / 'nowhere'}")
+    assert missing.returncode == 2 and "is not a directory (the folder of task 'toy')" in missing.stderr
+
+
 def test_listing_commands_and_help_do_not_import_torch():
     code = ("import sys; from molmo_eval.cli import main; "
             "rc = [main(a) for a in (['tasks'], ['models'])]; "
@@ -132,3 +176,133 @@ def test_help_exits_0(capsys):
     assert e.value.code == 0
     out = capsys.readouterr().out
     assert "--tasks" in out and "--model-args" in out and "score" in out
+
+
+# --- lmms-eval habits: --gen_kwargs, --verbosity, --tasks list ----------------------------------------
+
+
+def test_gen_kwargs_reach_the_model_are_recorded_and_key_the_cache(toy_task, toy_root, tmp_path):
+    import argparse
+    from dataclasses import replace
+
+    from molmo_eval import evaluate
+    from molmo_eval.commands.run import add_run_arguments, config_from_args
+    from molmo_eval.models.scripted import ScriptedModel
+    from molmo_eval.run.runner import run
+
+    seen = []
+
+    def fn(req):  # noqa: ANN001 - scripted callable
+        seen.append(req.settings)
+        return "red"
+
+    common = dict(data_root=toy_root, limit=3, bootstrap=0, cache_dir=tmp_path / "cache")
+    evaluate("toy", ScriptedModel(fn=fn, fingerprint="g"), output_path=tmp_path / "first", **common)
+    assert {(s.max_new_tokens, s.temperature, s.stop) for s in seen} == {(64, 0.0, ())}  # the task's own
+    seen.clear()
+    parser = argparse.ArgumentParser()
+    add_run_arguments(parser)
+    args = parser.parse_args(["--tasks", "toy", "--gen_kwargs", "max_new_tokens=7,temperature=0.5,until=."])
+    cfg = config_from_args(args)
+    assert dict(cfg.gen_kwargs) == {"max_new_tokens": 7, "temperature": 0.5, "until": "."}
+    out = run(replace(cfg, **common, output_path=tmp_path / "r"), model=ScriptedModel(fn=fn, fingerprint="g"),
+              show_progress=False)
+    assert {(s.max_new_tokens, s.temperature, s.stop) for s in seen} == {(7, 0.5, (".",))}
+    assert out.model_calls == 3  # new settings: not answered from the cache of the first run
+    assert out.record.config["gen_kwargs"] == {"max_new_tokens": 7, "temperature": 0.5, "until": "."}
+    greedy = evaluate("toy", ScriptedModel(fn=fn, fingerprint="g"), gen_kwargs={"temperature": 0.9,
+                      "do_sample": "false"}, output_path=tmp_path / "greedy", **common)
+    assert greedy.counts["model_calls"] == 0  # do_sample=false: greedy, the first run's settings (cached)
+
+
+@pytest.mark.parametrize("spec,message", [
+    ("top_p=0.9", "--gen-kwargs top_p=...: not a generation setting"),
+    ("max_new_tokens=0", "--gen-kwargs max_new_tokens='0': expected an integer >= 1"),
+    ("max_new_tokens=1.5", "expected an integer"),
+    ("temperature=hot", "expected a number"),
+    ("do_sample=maybe", "expected true or false"),
+])
+def test_bad_gen_kwargs_exit_2(spec, message, toy_root):
+    r = toy_cli("--tasks", "toy", "--gen_kwargs", spec, "--data-root", str(toy_root))
+    assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr
+
+
+def test_verbosity_warning_silences_progress_and_tasks_list_lists(toy_root, tmp_path):
+    outputs = write_outputs(toy_root, tmp_path / "o.jsonl")
+    common = ["--tasks", "toy", "--model", "scripted", "--model-args", f"outputs={outputs}", "--data-root",
+              str(toy_root), "--no-cache", "--no-log-samples"]
+    loud = toy_cli(*common, "--output-path", str(tmp_path / "a"))
+    quiet = toy_cli(*common, "--output-path", str(tmp_path / "b"), "--verbosity", "warning")
+    assert loud.returncode == quiet.returncode == 0
+    assert "[molmo-eval] toy: 40 samples" in loud.stderr and "[molmo-eval] toy" not in quiet.stderr
+    assert "80.00" in quiet.stdout
+    listed = toy_cli("--tasks", "list")
+    assert listed.returncode == 0 and listed.stdout == toy_cli("tasks").stdout and "toy" in listed.stdout
+    bad = toy_cli(*common, "--verbosity", "LOUD")
+    assert bad.returncode == 2 and "--verbosity" in bad.stderr
+
+
+# --- a missing dependency is one line naming its pip install, never a traceback -----------------------
+
+BLOCKED = [  # (modules made unimportable, command, the pip install the message must name)
+    (["matplotlib"], ["data", "show", "--task", "toy", "--n", "1", "--out", "{tmp}/sheet.png"], "matplotlib"),
+    (["matplotlib"], ["report", "{run}", "--out", "{tmp}/r.md", "--plots", "{tmp}/plots"], "matplotlib"),
+    (["httpx"], ["--tasks", "toy", "--model", "openai", "--model-args", "base_url=http://127.0.0.1:9/v1,model=m"],
+     "molmo-eval[openai]"),
+    (["transformers"], ["--tasks", "toy", "--model", "hf-molmo", "--model-args", "pretrained={tmp}"], "molmo-eval[hf]"),
+    (["openpyxl"], ["score", "--task", "mmbench", "--predictions", "{tmp}/p.xlsx"], "molmo-eval[xlsx]"),
+    (["torch", "torch.distributed"], ["--tasks", "toy"], "molmo-eval[model]"),
+    (["rich", "rich.console"], ["--tasks", "toy", "--model", "scripted", "--model-args", "default=red"], "rich"),
+]
+
+
+@pytest.mark.parametrize(("blocked", "argv", "install"), BLOCKED, ids=[" ".join(b[0][:1] + b[1][:1]) for b in BLOCKED])
+def test_a_missing_dependency_is_one_line_naming_the_pip_install(blocked, argv, install, toy_root, tmp_path):
+    outputs = write_outputs(toy_root, tmp_path / "o.jsonl")
+    run = tmp_path / "run"
+    assert toy_cli("--tasks", "toy", "--model", "scripted", "--model-args", f"outputs={outputs}", "--data-root",
+                   str(toy_root), "--output-path", str(run), "--no-cache").returncode == 0
+    (tmp_path / "p.xlsx").write_bytes(b"PK\x03\x04 not really a workbook")
+    (tmp_path / "config.json").write_text('{"model_type": "molmo2"}')  # a Molmo2 folder, for hf-molmo
+    args = [a.format(tmp=tmp_path, run=run) for a in argv]
+    if args[0].startswith("--") or args[0] == "data":
+        args += ["--data-root", str(toy_root)]
+    script = HERE / "toy_cli.py"
+    code = (f"import runpy, sys; sys.modules.update(dict.fromkeys({blocked!r})); sys.argv[1:] = {args!r}; "
+            f"runpy.run_path({str(script)!r}, run_name='__main__')")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                       cwd=tmp_path)
+    err = [ln for ln in r.stderr.splitlines() if ln.startswith("molmo-eval: error:")]
+    assert r.returncode == 2, r.stderr[-2000:]
+    assert "Traceback" not in r.stderr and len(err) == 1, r.stderr[-2000:]
+    assert f"pip install '{install}'" in err[0] and repr(blocked[0]) in err[0]
+
+
+def test_the_console_says_when_results_came_from_the_cache(toy_root, tmp_path):
+    outputs = write_outputs(toy_root, tmp_path / "o.jsonl")
+    args = ["--tasks", "toy", "--model", "scripted", "--model-args", f"outputs={outputs}", "--data-root",
+            str(toy_root), "--cache-dir", str(tmp_path / "c"), "--no-log-samples"]
+    first = toy_cli(*args, "--output-path", str(tmp_path / "a"), "--limit", "30")
+    second = toy_cli(*args, "--output-path", str(tmp_path / "b"))
+    off = toy_cli(*args, "--output-path", str(tmp_path / "c2"), "--no-cache", "--limit", "5")
+    assert "30 samples, 0 from cache, 30 model calls" in first.stdout
+    assert "40 samples, 30 from cache, 10 model calls" in second.stdout
+    assert "5 samples, 0 from cache (cache off), 5 model calls" in off.stdout
+
+
+def test_run_files_are_readable_as_open_would_create_them(toy_root, tmp_path):
+    import os
+    import stat
+
+    outputs = write_outputs(toy_root, tmp_path / "o.jsonl")
+    for umask, mode in ((0o022, 0o644), (0o077, 0o600)):
+        run = tmp_path / f"run{umask:o}"
+        argv = ["--tasks", "toy", "--model", "scripted", "--model-args", f"outputs={outputs}", "--data-root",
+                str(toy_root), "--output-path", str(run), "--no-cache"]
+        code = (f"import os, runpy, sys; os.umask({umask}); sys.argv[1:] = {argv!r}; "
+                f"runpy.run_path({str(HERE / 'toy_cli.py')!r}, run_name='__main__')")
+        r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stderr
+        files = sorted(p.name for p in run.iterdir())
+        assert files == ["report.md", "results.json", "samples.jsonl", "scores.json"]
+        assert {p.name: oct(stat.S_IMODE(os.stat(p).st_mode)) for p in run.iterdir()} == dict.fromkeys(files, oct(mode))

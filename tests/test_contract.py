@@ -11,6 +11,7 @@ import pytest
 
 from molmo_eval.core import registry
 from molmo_eval.core.errors import DataError, UnknownName
+from molmo_eval.core.metric import Direction
 from molmo_eval.core.task import ParseContext, Task
 from molmo_eval.core.types import Answer, AnswerKind, CoordSpace, Generation, Sample
 from molmo_eval.metrics import stats
@@ -111,7 +112,7 @@ def test_aggregate_produces_every_declared_metric(task, mini_root):
     overall, groups = stats.summarize(task.metrics(), stats.columns(samples, final), task.breakdowns, seed=0,
                                       label=task.name, n_boot=20)
     assert set(overall) == {m.name for m in task.metrics()}
-    rates = {m.name for m in task.metrics() if m.higher_is_better}  # rates are fractions in [0, 1]
+    rates = {m.name for m in task.metrics() if m.direction is not Direction.LOWER}  # fractions in [0, 1]
     for name, mv in overall.items():
         assert math.isnan(mv.value) or name not in rates or 0.0 <= mv.value <= 1.0
     for g in task.breakdowns:

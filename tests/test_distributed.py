@@ -33,7 +33,7 @@ def comparable(run_dir: Path):
     rec = json.loads((run_dir / "results.json").read_text())
     for t in rec["tasks"].values():
         t.pop("seconds")
-    return lines, rec["tasks"]
+    return lines, rec["tasks"], rec["configs"], rec["n-samples"]
 
 
 def test_two_ranks_equal_one_process(tmp_path):
@@ -53,6 +53,7 @@ def test_two_ranks_equal_one_process(tmp_path):
     assert comparable(tmp_path / "two") == comparable(tmp_path / "one")
     rec = json.loads((tmp_path / "two" / "results.json").read_text())
     assert rec["counts"]["model_calls"] == 2 * n and rec["tasks"]["toy"]["n"] == 2 * n
+    assert rec["world_size"] == 2 and json.loads((tmp_path / "one" / "results.json").read_text())["world_size"] == 1
     # one shared cache, every output once
     (db,) = (tmp_path / "c2").glob("*.sqlite")
     with sqlite3.connect(db) as c:

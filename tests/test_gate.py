@@ -24,7 +24,7 @@ from scipy.stats import binomtest
 from molmo_eval.commands import gate as gate_cmd
 from molmo_eval.core import registry
 from molmo_eval.core.errors import ConfigError
-from molmo_eval.core.metric import Metric
+from molmo_eval.core.metric import Direction, Metric
 from molmo_eval.core.task import Task
 from molmo_eval.core.types import AnswerKind, MetricValue, ModelInfo, RunRecord, TaskResult
 from molmo_eval.gate.baseline import FORMAT_KEY, RunData, load, write_baseline
@@ -62,7 +62,7 @@ def gate_metrics() -> tuple[Metric, ...]:
         mean("soft"),  # fractional -> bootstrap
         ratio("precision", "tp", "pred"),
         f1("f1", "tp", "fp", "fn"),
-        mean("error_rate", higher_is_better=False),  # 0/1, lower is better
+        mean("error_rate", direction=Direction.LOWER),  # 0/1, lower is better
         Metric("all_rotations", _all_rotations, vectorized=False, cluster="group"),
     )
 
@@ -143,7 +143,7 @@ def make_run(path: Path, tasks: Mapping[str, Mapping[str, np.ndarray]], *,
                                    data_digests=dict(digests or {f"{task}.json": "abc123"}))
         all_lines += lines
     record = RunRecord(run_id=run_id or path.name, created="2025-01-01T00:00:00Z", status=status, config={},
-                       versions={"molmo_eval": "0.1.0"}, model=ModelInfo("scripted", "f" * 16, "pixels"),
+                       packages={"molmo_eval": "0.1.0"}, model=ModelInfo("scripted", "f" * 16, "pixels"),
                        tasks=results, errors=("boom",) if status != "ok" else ())
     write_run(path, record, all_lines if samples else None, "# fabricated run\n")
     return path
@@ -290,7 +290,7 @@ def test_paired_tests_picks_the_test_per_metric():
     n = 1000
     b = {"hit": (rng.random(n) < 0.6).astype(float), "soft": rng.choice([0.0, 0.5, 1.0], size=n)}
     c = {"hit": np.where(rng.random(n) < 0.1, 1 - b["hit"], b["hit"]), "soft": rng.choice([0.0, 0.5, 1.0], size=n)}
-    metrics = [mean("acc", "hit"), mean("soft"), ratio("r", "hit", "soft"), mean("miss", "hit", higher_is_better=False)]
+    metrics = [mean("acc", "hit"), mean("soft"), ratio("r", "hit", "soft"), mean("miss", "hit", direction=Direction.LOWER)]
     tests = paired_tests(metrics, b, c, seed=0, n_boot=300)
     assert [t.method for t in tests] == ["mcnemar", "bootstrap", "bootstrap", "mcnemar"]
     assert tests[1].n_boot == 300  # the mean bootstrap draws every replicate (it is cheap)

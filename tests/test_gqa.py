@@ -84,7 +84,7 @@ def test_gqa_normalizing_variants(gqa_dir: Path, variant: str) -> None:
 
 @pytest.mark.parametrize(("variant", "pred", "key"), [
     ("official", "Yes.", "Yes."), ("llava", "Yes..", "yes"), ("llava", ".yes", ".yes"),
-    ("lmms-eval", "Yes!", "yes"), ("lmms-eval", "t-shirt", "tshirt"), ("lmms-eval", " yes", " yes"),
+    ("lmms-eval", "Yes!", "yes"), ("lmms-eval", "t-shirt", "tshirt"), ("lmms-eval", " yes\n", "yes"), ("lmms-eval", "yes .", "yes "),
 ])
 def test_prediction_keys(variant: str, pred: str, key: str) -> None:
     assert prediction_key(variant, pred) == key

@@ -401,3 +401,80 @@ def test_lmms_eval_offline_on_exported_tasks_equals_molmo_eval(world, tmp_path):
         bad = {m: (got.get(f"{m},none"), mv.value) for m, mv in want.items()
                if not same(got.get(f"{m},none"), mv.value)}
         assert not bad, (name, bad)
+
+
+# --- the lmms-eval variants against lmms-eval's own task pipeline ----------------------------------
+
+PREDICTIONS = ["yes", " yes", "Yes.\n", "\tno ", "yes .", "T-shirt", " the t-shirt ", "Two", " 2\n", "two.",
+               "The man's hat", "man's hat", "a hat", "hat!", "1,000", "red, white", "none", "", "   ", "Dark  red"]
+GOLDS = ["yes", "t-shirt", "2", "man's hat", "1000", "red"]
+
+
+def _lmms_task(tmp: Path, docs: list[dict], **config):
+    """An lmms-eval ConfigurableTask over local JSON documents; scoring is lmms-eval's own
+    (`process_results`, which strips the generation first, then the task's metric or hook)."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+    import lmms_eval.api.metrics  # noqa: F401  (registers exact_match)
+    from lmms_eval.api.task import ConfigurableTask
+
+    data = tmp / f"{config['task']}.jsonl"
+    data.write_text("".join(json.dumps(d) + "\n" for d in docs))
+    return ConfigurableTask(config={"dataset_path": "json", "dataset_kwargs": {"data_files": {"test": str(data)}},
+                                    "test_split": "test", "output_type": "generate_until",
+                                    "doc_to_text": "question", "doc_to_target": "answer", **config})
+
+
+def _lmms_yaml(task_dir: str, name: str) -> dict:
+    """One of lmms-eval's installed task YAMLs (its `!function` hooks read as their names)."""
+    import lmms_eval
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.add_constructor("!function", lambda loader, node: loader.construct_scalar(node))
+    path = Path(lmms_eval.__file__).parent / "tasks" / task_dir / name
+    return yaml.load(path.read_text(), Loader=Loader)
+
+
+def test_lmms_eval_variants_score_as_lmms_eval_does(tmp_path, monkeypatch):
+    """Every prediction x gold pair scored by lmms-eval 0.7.3's own pipeline (its GQA metric_list, its
+    vqav2 process_results hook) equals the molmo-eval `lmms-eval` variant, whitespace included."""
+    pytest.importorskip("lmms_eval")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    from lmms_eval.tasks.vqav2 import utils as vqav2_utils
+
+    from molmo_eval.core.task import ParseContext
+    from molmo_eval.core.types import Generation, Sample
+
+    gqa = registry.get_task("gqa", "lmms-eval")
+    lm_gqa = _lmms_task(tmp_path, [{"question": "q", "answer": g} for g in GOLDS], task="gqa_local",
+                        metric_list=_lmms_yaml("gqa", "gqa.yaml")["metric_list"])
+    vqa = registry.get_task("vqav2", "lmms-eval")
+    answer_sets = [[g] * 10 for g in GOLDS] + [["2"] * 7 + ["two"] * 3, ["man's hat"] * 5 + ["hat"] * 5,
+                                                ["red"] * 4 + ["dark red"] * 3 + ["maroon"] * 3]
+    vqa_docs = [{"question": "q", "answer": a[0], "question_id": i,
+                 "answers": [{"answer": x, "answer_id": k + 1, "answer_confidence": "yes"} for k, x in enumerate(a)]}
+                for i, a in enumerate(answer_sets)]
+    lm_vqa = _lmms_task(tmp_path, vqa_docs, task="vqav2_local", process_results=vqav2_utils.vqav2_process_results_val,
+                        metric_list=_lmms_yaml("vqav2", "vqav2_val.yaml")["metric_list"])
+    bad = []
+    for pred in PREDICTIONS:
+        gen = Generation(text=pred)
+        for doc in lm_gqa.test_docs():
+            s = Sample(id="q", task="gqa", split="testdev_balanced", image=None, prompt_fields={},
+                       target={"answer": doc["answer"], "balanced": True, "entailed": [], "group": None},
+                       meta={"structural": "query", "semantic": "attr"})
+            ours = gqa.score(s, gqa.parse(s, gen, ParseContext())).values["accuracy"]
+            theirs = float(lm_gqa.process_results(doc, [pred])["exact_match"])
+            if ours != theirs:
+                bad.append(("gqa", pred, doc["answer"], ours, theirs))
+        for doc in lm_vqa.test_docs():
+            s = Sample(id=str(doc["question_id"]), task="vqav2", split="val2014", image=None, prompt_fields={},
+                       target={"answers": [a["answer"] for a in doc["answers"]], "loo_groups": None})
+            ours = vqa.score(s, vqa.parse(s, gen, ParseContext())).values["accuracy"]
+            theirs = lm_vqa.process_results(json.loads(json.dumps(doc)), [pred])["exact_match"]
+            if abs(ours - theirs) > 1e-12:
+                bad.append(("vqav2", pred, doc["answers"][0]["answer"], ours, theirs))
+    assert not bad, bad

@@ -223,3 +223,32 @@ def test_xlsx_predictions_need_openpyxl(samples, tmp_path):
 def test_circularize_refuses_single_option_rows():
     with pytest.raises(ValueError, match="single option"):
         circularize([{"index": "1", "A": "x", "B": None, "answer": "A"}], ["A", "B"])
+
+
+def test_limit_keeps_whole_circular_groups(tmp_path):
+    """`--limit N` counts questions, with all their rotations: a model that always answers "A" is right
+    on some un-rotated rows but never on every rotation, so CircularEval stays below vanilla accuracy
+    (keeping only the first N rows, all un-rotated, made the two equal)."""
+    from molmo_eval import evaluate
+    from molmo_eval.data.embedded import default_data_root
+    from molmo_eval.models.scripted import ScriptedModel
+    from molmo_eval.run.runner import apply_limit
+
+    root = default_data_root()
+    task = MMBench()
+    full = task.load(root / task.data_dir, "dev_en")
+    sizes: dict[str, int] = {}
+    for s in full:
+        sizes[s.target["group"]] = sizes.get(s.target["group"], 0) + 1
+    assert max(sizes.values()) > 1  # the file has circular copies
+    first = list(dict.fromkeys(s.target["group"] for s in full))
+    for limit, n_groups in ((4, 4), (0.1, math.ceil(0.1 * len(sizes)))):
+        kept = apply_limit(task, full, limit)
+        groups = {s.target["group"] for s in kept}
+        assert groups == set(first[:n_groups])
+        assert len(kept) == sum(sizes[g] for g in groups)  # every rotation of every kept question
+    rec = evaluate("mmbench", ScriptedModel(fn=lambda r: "A"), data_root=root, limit=10, bootstrap=0,
+                   use_cache=False, output_path=tmp_path / "run")
+    m = rec.tasks["mmbench"].metrics
+    assert m["circular_accuracy"].n == m["vanilla_accuracy"].n == 10
+    assert m["circular_accuracy"].value < m["vanilla_accuracy"].value

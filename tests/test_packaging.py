@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_every_package_folder_is_in_the_distribution():
-    import tomllib  # Python 3.11+, as for the TOML readers of the package
+    from molmo_eval.core.compat import tomllib
 
     setuptools = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"]
     found = set()

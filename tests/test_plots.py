@@ -15,8 +15,6 @@ from molmo_eval.report.build import build_table
 from molmo_eval.report.inputs import load_inputs
 from molmo_eval.report.model import Entry, Inputs
 
-pytest.importorskip("matplotlib")
-
 
 @pytest.fixture
 def ablation(tmp_path, toy_task, toy_root):
@@ -177,7 +175,7 @@ def test_saved_plots_are_reproducible_and_carry_no_date(ablation, tmp_path):
             assert "Software" not in img.info and img.size[0] >= 750  # at least 5 inches at 150 dpi
 
 
-def test_missing_matplotlib_names_the_extra(monkeypatch):
+def test_missing_matplotlib_names_the_pip_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)
-    with pytest.raises(MissingDependency, match=r"molmo-eval\[plots\]"):
+    with pytest.raises(MissingDependency, match=r"pip install 'matplotlib'"):
         plots.figures(None)

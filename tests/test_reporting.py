@@ -203,7 +203,6 @@ def test_ablation_layout_needs_a_grid(runs):
 
 
 def test_html_is_self_contained_with_plots_and_samples(runs):
-    pytest.importorskip("matplotlib")
     t = table_of([runs["A"], runs["B"]], baseline="A")
     page = publish.render(
         t, "html", title="Toy", store=SampleStore(), samples="disagree", n=3
@@ -355,7 +354,6 @@ def _make_reports(root: Path, runs: dict[str, Path], toy_root: Path) -> None:
 
 
 def test_regenerate_renders_every_report_the_same_way_twice(tmp_path, runs, toy_root):
-    pytest.importorskip("matplotlib")
     root = tmp_path / "reports"
     _make_reports(root, runs, toy_root)
     written = publish.regenerate(root)
@@ -430,7 +428,6 @@ def test_committed_reports_equal_what_the_command_renders(tmp_path):
     missing = [i for s in specs for i in s.inputs if not (root / i.split("=")[-1]).exists()]
     if missing:
         pytest.skip(f"records not committed yet: {', '.join(missing)}")
-    pytest.importorskip("matplotlib")
     written = publish.regenerate(root, out=tmp_path)
     for p in written:
         rel = p.relative_to(tmp_path)

@@ -35,7 +35,8 @@ def cli(*args: str) -> int:
 # --- a reused output path --------------------------------------------------------------------------
 
 @pytest.mark.parametrize("change", [{"variants": {"toy": "lenient"}}, {"limit": 5}, {"seed": 3},
-                                    {"splits": {"toy": ("b",)}}])
+                                    {"splits": {"toy": ("b",)}}, {"limit": 0.5},
+                                    {"gen_kwargs": {"max_new_tokens": 9}}])
 def test_a_folder_holding_another_run_is_refused_unless_overwrite(toy_task, toy_root, tmp_path, change):
     out, cache = tmp_path / "o", tmp_path / "c"
     first = run(cfg(toy_root, out, cache_dir=cache), model=ScriptedModel(fn=oracle(toy_root)), show_progress=False)
@@ -249,6 +250,12 @@ def test_the_gate_recomputes_metrics_from_per_sample_scores(toy_task, toy_root, 
     (lambda d: d.update(status="great"), "status"),
     (lambda d: d.pop("files"), "files"),
     (lambda d: d["tasks"]["toy"].update(n="many"), None),
+    # the keys written for lmms-eval readers (issue 15): the gate reads directions from "configs"
+    (lambda d: d["configs"]["toy"]["metric_list"][0].update(higher_is_better="up"), "configs.toy.metric_list"),
+    (lambda d: d["configs"].update(toy=[]), "configs.toy"),
+    (lambda d: d.update(world_size=0), "world_size"),
+    (lambda d: d["n-samples"]["toy"].update(original="40"), "n-samples.toy"),
+    (lambda d: d.update(package_versions="0.1"), "package_versions"),
     (lambda d: d.update(tasks=[]), None),
 ])
 def test_a_malformed_record_is_a_data_error(toy_task, toy_root, tmp_path, capsys, edit, field):
@@ -342,3 +349,61 @@ def test_a_gate_baseline_run_dir_is_still_loadable_after_a_rerun(toy_task, toy_r
     run(cfg(toy_root, out, use_cache=False), model=ScriptedModel(fn=oracle(toy_root)), show_progress=False)
     data = load(out)
     assert data.rows is not None and len(data.rows["toy"]) == 40
+
+
+# --- what issue 15 added, under these rules ---------------------------------------------------------
+
+def _predictions(root: Path, path: Path, wrong: int = 0) -> Path:
+    path.write_text(json.dumps([{"id": i, "answer": "purple" if i < wrong else oracle_text(f"toy/a/{i}", root)}
+                                for i in range(40)]))
+    return path
+
+
+def test_score_predictions_writes_its_folder_as_a_run_does(toy_task, toy_root, tmp_path, capsys):
+    """score --predictions --output-path: checked before anything is read, written as a unit with the
+    digests of its files, refused when it disagrees with them, and another evaluation needs --overwrite."""
+    good, bad = _predictions(toy_root, tmp_path / "good.json"), _predictions(toy_root, tmp_path / "bad.json", 10)
+    out = tmp_path / "scored"
+    score = ["score", "--task", "toy", "--data-root", str(toy_root), "--split", "a", "--bootstrap", "0",
+             "--output-path", str(out)]
+    assert cli(*score, "--predictions", str(good)) == 0
+    rec = records.read_run(out).record
+    assert rec.status == "ok" and set(rec.files) == {records.SAMPLES, records.SCORES, records.REPORT}
+    assert cli(*score, "--predictions", str(good)) == 0  # the same command again: the same run, replaced
+    again = records.read_run(out).record.run_id
+    assert again != rec.run_id
+    # another prediction file is another evaluation: refused before the file is even read
+    assert cli(*score, "--predictions", str(tmp_path / "missing.json")) == 2
+    assert "holds another run" in capsys.readouterr().err and records.read_run(out).record.run_id == again
+    assert cli(*score, "--predictions", str(bad), "--overwrite") == 0
+    assert records.read_run(out).record.tasks["toy"].metrics["accuracy"].value == 0.75
+    _flip_a_score(out, out)
+    capsys.readouterr()
+    assert cli("gate", "--baseline", str(out), "--current", str(out)) == 2
+    assert records.SAMPLES in capsys.readouterr().out
+
+
+def test_a_schema_2_record_from_before_the_lmms_eval_keys_still_reads(toy_task, toy_root, tmp_path):
+    """Between issue 14 and issue 15, schema 2 kept library versions under "versions" and task versions
+    under "versions_tasks", without configs or n-samples.original."""
+    out = tmp_path / "o"
+    run(cfg(toy_root, out, use_cache=False), model=ScriptedModel(fn=oracle(toy_root)), show_progress=False)
+    doc = json.loads((out / records.RESULTS).read_text())
+    doc["versions"], doc["versions_tasks"] = doc.pop("package_versions"), doc["versions"]
+    for key in ("configs", "higher_is_better", "n-shot", "world_size"):
+        doc.pop(key)
+    doc["n-samples"] = {"toy": {"effective": 40}}
+    (out / records.RESULTS).write_text(json.dumps(doc))
+    rec = records.read_run(out).record
+    assert rec.packages["molmo_eval"] and rec.task_configs == {} and rec.world_size == 1
+    assert load(out).record.tasks["toy"].n == 40
+
+
+@pytest.mark.parametrize("setting,needle", [({"gen_kwargs": 3}, "--gen-kwargs: expected"),
+                                            ({"gen_kwargs": {"top_k": 5}}, "--gen-kwargs top_k"),
+                                            ({"limit": True}, "--limit: expected"),
+                                            ({"limit": "1e999"}, "--limit: expected"),
+                                            ({"limit": 2.5}, "--limit: expected")])
+def test_new_settings_are_checked_before_anything_runs(toy_task, toy_root, tmp_path, setting, needle):
+    with pytest.raises(ConfigError, match=needle):
+        cfg(toy_root, tmp_path / "o", **setting)

@@ -141,6 +141,40 @@ def test_config_reports_every_problem_at_once(tmp_path):
     assert len(e.value.problems) == 4
 
 
+@pytest.mark.parametrize(("given", "parsed"), [
+    (5, 5), ("5", 5), ("5.0", 5), (10.0, 10), (0, 0), ("0.1", 0.1), (0.25, 0.25),
+    ("1.5", None), (-1, None), ("x", None), ("nan", None), (True, None), ("-0.5", None),
+])
+def test_limit_is_a_count_or_a_fraction_as_in_lmms_eval(given, parsed):
+    from molmo_eval.core.config import parse_limit
+
+    if parsed is None:
+        with pytest.raises(ValueError, match="count N >= 0 or a fraction"):
+            parse_limit(given)
+    else:
+        got = parse_limit(given)
+        assert got == parsed and type(got) is type(parsed)
+
+
+def test_fractional_limit_rounds_up_per_split(toy_task, toy_root, tmp_path, capsys):
+    from molmo_eval.cli import main
+
+    model = ScriptedModel(fn=lambda r: "")
+    for limit, n in ((0.1, 4), (0.11, 5), (0.001, 1)):  # 40 samples per split
+        rec = evaluate("toy", model, data_root=toy_root, limit=limit, bootstrap=0, use_cache=False,
+                       splits={"toy": ("a", "b")}, output_path=tmp_path / f"limit-{limit}")
+        assert rec.tasks["toy"].n == 2 * n, limit
+    script = tmp_path / "answers.jsonl"
+    script.write_text("".join(json.dumps({"id": i, "text": "red"}) + "\n" for i in range(40)))
+    assert main(["--tasks", "toy", "--limit", "0.1", "--no-cache", "--json", "--data-root", str(toy_root),
+                 "--model", "scripted", "--model-args", f"outputs={script}", "--output-path",
+                 str(tmp_path / "run")]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["tasks"]["toy"]["n"] == 4 and record["config"]["limit"] == 0.1
+    assert main(["--tasks", "toy", "--limit", "1.5", "--data-root", str(toy_root)]) == 2
+    assert "--limit: expected a count N >= 0 or a fraction 0 < F < 1" in capsys.readouterr().err
+
+
 def test_limit_and_nan_free_json(toy_task, toy_root, tmp_path):
     model = ScriptedModel(fn=lambda r: "")
     rec = evaluate("toy", model, data_root=toy_root, limit=5, bootstrap=50, use_cache=False,
@@ -150,7 +184,7 @@ def test_limit_and_nan_free_json(toy_task, toy_root, tmp_path):
     text = (tmp_path / "o" / "results.json").read_text()
     assert "NaN" not in text
     data = json.loads(text)
-    assert data["schema_version"] == 2 and data["n-samples"]["toy"]["effective"] == 5
+    assert data["schema_version"] == 2 and data["n-samples"]["toy"] == {"original": 40, "effective": 5}
     assert not math.isnan(data["tasks"]["toy"]["metrics"]["accuracy"]["value"])
 
 
@@ -196,3 +230,54 @@ def test_recently_loaded_images_are_reused_until_the_file_changes(tmp_path):
     again = load_image(ImageRef(path=str(path)), True)
     assert again is not first and again.digest != first.digest
     assert np.array_equal(again.pixels[0, 0], [10, 200, 10])
+
+
+def test_scripted_default_answers_samples_without_a_line(toy_task, toy_root, tmp_path):
+    const = evaluate("toy", ScriptedModel(default="red"), data_root=toy_root, bootstrap=0, use_cache=False,
+                     output_path=tmp_path / "const")
+    assert const.tasks["toy"].metrics["accuracy"].value == pytest.approx(10 / 40)  # colours cycle over 4
+    script = tmp_path / "some.jsonl"
+    script.write_text("".join(json.dumps({"id": i, "text": oracle_text(f"toy/a/{i}", toy_root)}) + "\n"
+                              for i in range(20)))
+    mixed = evaluate("toy", ScriptedModel(outputs=str(script), default="red"), data_root=toy_root, bootstrap=0,
+                     use_cache=False, output_path=tmp_path / "mixed")
+    assert mixed.tasks["toy"].metrics["accuracy"].value == pytest.approx((20 + 5) / 40)
+    assert mixed.tasks["toy"].n_failed == 0
+    assert ScriptedModel(default="red").fingerprint != ScriptedModel(default="blue").fingerprint
+    with pytest.raises(ConfigError, match="needs outputs=FILE.jsonl and/or default=TEXT"):
+        ScriptedModel()
+
+
+def test_results_json_has_the_keys_lmms_eval_readers_use(toy_task, toy_root, tmp_path):
+    """versions (task versions, as lmms-eval has them; library versions under package_versions),
+    higher_is_better, configs, n-shot, n-samples {original, effective}, world_size; and lmms-eval's own
+    table reads the file."""
+    evaluate("toy", ScriptedModel(default="red"), data_root=toy_root, limit=0.25, bootstrap=0, use_cache=False,
+             output_path=tmp_path / "o", gen_kwargs={"max_new_tokens": 9}, splits={"toy": ("a", "b")})
+    data = json.loads((tmp_path / "o" / "results.json").read_text())
+    assert data["versions"] == {"toy": toy_task.version}
+    assert data["package_versions"]["molmo_eval"] and "python" in data["package_versions"]
+    assert data["higher_is_better"] == {"toy": {"accuracy": True}}
+    assert data["n-samples"] == {"toy": {"original": 80, "effective": 20}} and data["n-shot"] == {"toy": 0}
+    assert data["world_size"] == 1
+    cfg = data["configs"]["toy"]
+    assert (cfg["task"], cfg["variant"], cfg["splits"], cfg["limit"]) == ("toy", "official", ["a", "b"], 0.25)
+    assert cfg["generation_kwargs"] == {"max_new_tokens": 9, "temperature": 0.0, "do_sample": False, "until": []}
+    assert cfg["metric_list"] == [{"metric": "accuracy", "higher_is_better": True}]
+    assert cfg["metadata"] == {"version": toy_task.version}
+    back = records.read_record(tmp_path / "o")  # and the record reads back whole
+    assert back.task_configs["toy"] == cfg and back.n_original == {"toy": 80} and back.packages["molmo_eval"]
+    utils = pytest.importorskip("lmms_eval.utils")
+    table = utils.make_table(data)
+    assert "toy" in table and "accuracy" in table and "↑" in table
+
+
+def test_schema_1_records_still_read(tmp_path):
+    from molmo_eval.core.types import RunRecord
+
+    old = {"schema_version": 1, "run_id": "r", "created": "", "status": "ok", "config": {},
+           "versions": {"molmo_eval": "0.1.0"}, "versions_tasks": {}, "model": {"name": "m", "fingerprint": "f",
+                                                                               "coord_space": "pixels"},
+           "tasks": {}, "n-samples": {}}
+    rec = RunRecord.from_json(old)
+    assert rec.packages == {"molmo_eval": "0.1.0"} and rec.task_configs == {} and rec.world_size == 1

@@ -12,6 +12,7 @@ import http.client
 import io
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -76,6 +77,51 @@ def test_official_client_lists_the_model_and_gets_completions(served):
     assert text_only.choices[0].message.content == "|64|text|hi"
 
 
+def test_official_client_sends_system_messages_reads_usage_and_streams(served):
+    """What vLLM-style clients use: a system prompt, ``usage`` and ``stream=true`` (server-sent events)."""
+    _, client = served
+    msgs = [{"role": "system", "content": "Be brief."}, *user("What is it?", png_url((13, 7)))]
+    out = client.chat.completions.create(model="scripted", messages=msgs, max_tokens=5)
+    text = out.choices[0].message.content
+    assert text == "13x7|5|text|Be brief.\nWhat is it?"  # the system text leads the one prompt
+    dev = [{"role": "developer", "content": [{"type": "text", "text": "Terse."}]}, *user("Hi")]
+    assert client.chat.completions.create(model="scripted", messages=dev).choices[0].message.content == "|64|text|Terse.\nHi"
+    u = out.usage
+    assert u.prompt_tokens == 7 and u.completion_tokens == len(re.findall(r"\w+|[^\w\s]", text))  # approximate
+    assert u.total_tokens == u.prompt_tokens + u.completion_tokens
+    chunks = list(client.chat.completions.create(model="scripted", messages=msgs, max_tokens=5, stream=True,
+                                                 stream_options={"include_usage": True}))
+    assert all(c.object == "chat.completion.chunk" for c in chunks)
+    assert chunks[0].choices[0].delta.role == "assistant"
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == text
+    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "stop"
+    assert chunks[-1].choices == [] and chunks[-1].usage.model_dump() == u.model_dump()
+    plain = list(client.chat.completions.create(model="scripted", messages=msgs, stream=True))
+    assert all(c.usage is None for c in plain) and "".join(c.choices[0].delta.content or "" for c in plain) == \
+        "13x7|64|text|Be brief.\nWhat is it?"
+
+
+def test_usage_counts_with_the_models_own_tokenizer_and_streams_keep_the_connection():
+    class Counting(ScriptedModel):
+        def count_tokens(self, text: str) -> int:  # one token per character
+            return len(text)
+
+    with Server(Counting(fn=lambda r: "yes", fingerprint="c"), port=0) as server:
+        client = openai.OpenAI(base_url=server.url, api_key="unused", max_retries=0, timeout=10)
+        out = client.chat.completions.create(model="scripted", messages=[{"role": "user", "content": "abcd"}])
+        assert (out.usage.prompt_tokens, out.usage.completion_tokens, out.usage.total_tokens) == (4, 3, 7)
+        host, port = server.httpd.server_address[:2]
+        conn = http.client.HTTPConnection(host, port, timeout=10)
+        body = json.dumps({"model": "scripted", "messages": [{"role": "user", "content": "x"}], "stream": True})
+        for _ in range(2):  # the same keep-alive connection twice: the chunked stream ends cleanly
+            conn.request("POST", "/v1/chat/completions", body=body, headers={"Content-Type": "application/json"})
+            resp = conn.getresponse()
+            events = resp.read().decode()
+            assert resp.status == 200 and resp.getheader("Content-Type") == "text/event-stream"
+            assert events.endswith("data: [DONE]\n\n") and events.count("data: ") == 4
+        conn.close()
+
+
 @pytest.mark.parametrize(
     "kwargs, status, param",
     [
@@ -99,6 +145,13 @@ def test_official_client_lists_the_model_and_gets_completions(served):
             "messages[0].content[0].image_url",
         ),
         (dict(model="scripted", messages=[{"role": "assistant", "content": "x"}]), 400, "messages[0].role"),
+        (
+            dict(model="scripted", messages=[{"role": "system", "content": [
+                {"type": "image_url", "image_url": {"url": png_url()}}]}, *user("x")]),
+            400,
+            "messages[0].content",
+        ),
+        (dict(model="scripted", messages=user("x"), stream_options={"include_usage": True}), 400, "stream_options"),
         (dict(model="scripted", messages=user("x"), n=2), 400, "n"),
         (dict(model="scripted", messages=user("x"), max_tokens=0), 400, "max_tokens"),
         (dict(model="scripted", messages=user("x"), temperature=7), 400, "temperature"),
@@ -385,6 +438,27 @@ def test_decoded_pixels_per_request_are_bounded_before_decoding(monkeypatch):
         assert raw(server, "POST", "/v1/chat/completions", one.encode())[0] == 200
 
 
+def test_the_pixel_bound_holds_for_streamed_requests_and_system_messages_carry_no_images(monkeypatch):
+    """issue 15's stream=true and system messages go through issue 14's pixel budget: a streamed request
+    of declared-huge images is a 413 before anything is decoded, never an event stream."""
+    from molmo_eval.interop import serve
+
+    decoded = []
+    real = serve.load_image
+    monkeypatch.setattr(serve, "load_image", lambda ref, decode: decoded.append(1) or real(ref, decode))
+    url = "data:image/png;base64," + base64.b64encode(bomb_png(7900, 7900)).decode()
+    with Server(ScriptedModel(fn=echo), port=0) as server:
+        msgs = [{"role": "system", "content": "be brief"}, *user("four huge images", *[url] * 4)]
+        body = json.dumps({"model": "scripted", "messages": msgs, "stream": True}).encode()
+        status, answer = raw(server, "POST", "/v1/chat/completions", body)
+        assert status == 413 and answer["error"]["code"] == "request_too_large" and decoded == []
+        sys_image = [{"role": "system", "content": [{"type": "image_url", "image_url": {"url": png_url()}}]},
+                     *user("x")]
+        status, answer = raw(server, "POST", "/v1/chat/completions",
+                             json.dumps({"model": "scripted", "messages": sys_image}).encode())
+        assert status == 400 and "text only" in answer["error"]["message"] and decoded == []
+
+
 def test_requests_beyond_the_in_flight_limit_get_503_with_retry_after():
     entered, release = threading.Event(), threading.Event()
 
@@ -412,3 +486,60 @@ def test_requests_beyond_the_in_flight_limit_get_503_with_retry_after():
         t.join(10)
         assert first[0][0] == 200
         assert raw(server, "POST", "/v1/chat/completions", body)[0] == 200  # the slot is free again
+
+
+# --- the `openai` model reads what the server advertises ----------------------------------------
+
+
+def bins_model() -> ScriptedModel:
+    """Writes the reference model's point tokens (bins), at a place that depends on the prompt only."""
+    import zlib
+
+    def fn(r: Request) -> str:
+        h = zlib.crc32(r.prompt.encode())
+        return f"<point> <x_{h % 100}> <y_{h // 100 % 100}>"
+
+    return ScriptedModel(fn=fn, coord_space="bins", prompt_style="molmo", fingerprint="bins-v1")
+
+
+def test_openai_model_follows_the_coordinate_space_and_prompt_style_the_server_advertises(caplog):
+    pytest.importorskip("httpx")
+    from molmo_eval.core.types import CoordSpace
+    from molmo_eval.models.openai_api import OpenAIModel
+
+    with Server(bins_model(), port=0) as server:
+        assert OpenAIModel(base_url=server.url, model="scripted").coord_space is CoordSpace.BINS
+        with caplog.at_level("WARNING", logger="molmo_eval.models.openai_api"):
+            mine = OpenAIModel(base_url=server.url, model="scripted", coordinate_space="percent",
+                               prompt_style="default")
+        assert mine.coord_space is CoordSpace.PERCENT and mine.prompt_style == "default"  # the user's word
+        said = " ".join(r.getMessage() for r in caplog.records)
+        assert "coordinate_space=percent contradicts the server, which advertises coord_space 'bins'" in said
+        assert "prompt_style=default contradicts the server, which advertises prompt_style 'molmo'" in said
+        caplog.clear()
+        quiet = OpenAIModel(base_url=server.url, model="scripted", discover="false")
+        assert quiet.coord_space is CoordSpace.PERCENT and not caplog.records  # Molmo's default, not asked
+    with Server(ScriptedModel(fn=echo, coord_space="thousand", prompt_style="default"), port=0) as server:
+        other = OpenAIModel(base_url=server.url, model="scripted")
+        assert (other.coord_space, other.prompt_style) == (CoordSpace.THOUSAND, "default")
+    # a server that advertises nothing (or cannot be reached) leaves Molmo's defaults
+    gone = OpenAIModel(base_url="http://127.0.0.1:9/v1", model="x", timeout="2")
+    assert (gone.coord_space, gone.prompt_style) == (CoordSpace.PERCENT, "molmo")
+
+
+def test_refcoco_through_serve_parses_points_in_the_advertised_space(tmp_path):
+    """The issue's case: the served model writes bins; read as percent, every point moved."""
+    pytest.importorskip("httpx")
+    from molmo_eval.data.embedded import default_data_root
+    from molmo_eval.models.openai_api import OpenAIModel
+    from molmo_eval.run import records
+
+    common = dict(data_root=default_data_root(), limit=30, bootstrap=0, use_cache=False)
+    local = evaluate("refcoco", bins_model(), output_path=tmp_path / "local", **common)
+    with Server(bins_model(), port=0) as server, OpenAIModel(base_url=server.url, model="scripted") as remote:
+        via = evaluate("refcoco", remote, output_path=tmp_path / "http", **common)
+    assert via.model.coord_space == "bins"
+    a = [(ln["uid"], ln["output"]["text"], ln["answer"]) for ln in records.iter_samples(tmp_path / "local")]
+    b = [(ln["uid"], ln["output"]["text"], ln["answer"]) for ln in records.iter_samples(tmp_path / "http")]
+    assert a == b and len(a) == via.tasks["refcoco"].n == 90  # 30 of each default split
+    assert via.tasks["refcoco"].to_json()["metrics"] == local.tasks["refcoco"].to_json()["metrics"]  # NaN-safe

@@ -128,7 +128,6 @@ def test_data_synth_writes_a_verified_world(tmp_path: Path, capsys: pytest.Captu
 
 
 def test_data_show_draws_a_contact_sheet_through_the_task_plugin(tmp_path: Path) -> None:
-    pytest.importorskip("matplotlib")
     from molmo_eval.core import registry
 
     if "pointqa" not in registry.task_names():

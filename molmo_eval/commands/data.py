@@ -4,8 +4,8 @@
     molmo-eval data show --task T [--split S] [--n 16] [--data-root DIR] --out FILE.png
 
 `show` reads through the task plugins (the same loaders as an evaluation, real data or synthetic)
-and draws a contact sheet: each sample's image with its question, answer and ground truth (boxes,
-masks, points). Without ``--data-root`` it shows the embedded mini world.
+and draws a contact sheet: each sample's image with its ground truth (boxes, mask outlines, points) and
+its question and answer under it. Without ``--data-root`` it shows the embedded mini world.
 """
 
 from __future__ import annotations
@@ -103,53 +103,89 @@ def show(args: argparse.Namespace) -> int:
     return 0
 
 
+PANEL_W = 4.2  # inches per panel
+LINE_H = 0.13  # inches per caption line (7.5 pt monospace and its leading)
+CAPTION_PAD = 0.12  # inches between an image and its caption, and below the caption
+
+
 def draw_sheet(samples: list, out: Path, title: str) -> None:
-    """A grid of panels: image, ground-truth masks (tinted), boxes (rectangles), points (crosses),
-    and the question with its answer under each."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    cols = min(4, len(samples))
-    rows = (len(samples) + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 5.2 * rows), squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
-    for ax, sample in zip(axes.flat, samples, strict=False):
-        _panel(ax, sample)
-    fig.suptitle(title, fontsize=12)
-    fig.tight_layout()
+    """Write `sheet_figure` as a PNG."""
+    fig = sheet_figure(samples, title)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=90)
-    plt.close(fig)
+
+
+def sheet_figure(samples: list, title: str) -> Any:
+    """A grid of panels: each sample's image with its ground truth — masks outlined (never tinted, so
+    an object keeps its colour), boxes as rectangles, points as crosses — and its question and answer in
+    a caption band of its own under the image. Panel rows are laid out top to bottom with explicit
+    heights (image, then as many caption lines as the row's longest caption), so a caption never runs
+    into the image above or below. Image axes are labelled with the sample uid, captions ``caption:uid``."""
+    from molmo_eval.report.plots import matplotlib_agg
+
+    matplotlib_agg("molmo-eval data show")
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from molmo_eval.data.images import load_image
+
+    cols = min(4, len(samples))
+    rows = [samples[i:i + cols] for i in range(0, len(samples), cols)]
+    pictures = [load_image(s.image, decode=True).pixels if s.image is not None else None for s in samples]
+    captions = [_caption(s) for s in samples]
+    img_w = PANEL_W - 0.3
+    heights = []  # per row: (image height, caption height) in inches
+    for r, row in enumerate(rows):
+        shapes = [p.shape for p in pictures[r * cols:r * cols + len(row)] if p is not None]
+        img_h = max((img_w * h / w for h, w, *_ in shapes), default=img_w)
+        lines = max(c.count("\n") + 1 for c in captions[r * cols:r * cols + len(row)])
+        heights.append((img_h, 2 * CAPTION_PAD + lines * LINE_H))
+    title_h = 0.5
+    fig_w, fig_h = PANEL_W * cols, title_h + sum(a + b for a, b in heights)
+    fig = Figure(figsize=(fig_w, fig_h))
+    FigureCanvasAgg(fig)
+    fig.suptitle(title, fontsize=12, y=1 - 0.25 / fig_h, va="center")
+    top = fig_h - title_h
+    for r, row in enumerate(rows):
+        img_h, cap_h = heights[r]
+        for c, sample in enumerate(row):
+            i = r * cols + c
+            left = (c * PANEL_W + 0.15) / fig_w
+            ax = fig.add_axes((left, (top - img_h) / fig_h, img_w / fig_w, img_h / fig_h), label=sample.uid)
+            ax.axis("off")
+            ax.set_anchor("S")  # a shorter image sits on its caption
+            if pictures[i] is not None:
+                _panel(ax, sample, pictures[i])
+            cap = fig.add_axes((left, (top - img_h - cap_h) / fig_h, img_w / fig_w, cap_h / fig_h),
+                               label=f"caption:{sample.uid}")
+            cap.axis("off")
+            cap.text(0, 1 - CAPTION_PAD / cap_h, captions[i], fontsize=7.5, family="monospace", va="top",
+                     ha="left", transform=cap.transAxes)
+        top -= img_h + cap_h
+    return fig
 
 
 _COLOURS = ("#ff1f5b", "#00cd6c", "#009ade", "#af58ba", "#ffc61e", "#f28522")
 
 
-def _panel(ax: Any, sample: Any) -> None:
-    import numpy as np
-
-    from molmo_eval.data.images import load_image
-
-    img = load_image(sample.image, decode=True).pixels if sample.image is not None else None
-    if img is None:
-        return
+def _panel(ax: Any, sample: Any, img: Any) -> None:
+    """The image at its own aspect ratio, with the target drawn on top of it: a mask as its outline
+    (white halo, coloured line), a box as a rectangle (dashed when the mask is drawn too), points as
+    crosses."""
     h, w = img.shape[:2]
-    ax.imshow(img)
+    ax.imshow(img, extent=(0, w, h, 0), interpolation="nearest")
     t = sample.target
     masks = list(t.get("masks") or ([t["mask"]] if t.get("mask") is not None else []))
+    outlined = False
     for i, m in enumerate(masks):
         decoded = _decode_mask(m, h, w)
-        if decoded is not None:
-            overlay = np.zeros((h, w, 4))
-            overlay[decoded.astype(bool)] = (*_rgb(_COLOURS[i % len(_COLOURS)]), 0.45)
-            ax.imshow(overlay)
+        if decoded is not None and decoded.any():
+            _outline(ax, decoded, _COLOURS[i % len(_COLOURS)])
+            outlined = True
     boxes = list(t.get("boxes") or ([t["box"]] if t.get("box") is not None else []))
     for i, b in enumerate(boxes):
         x1, y1, x2, y2 = (float(v) for v in b)
-        ax.add_patch(_rect(x1, y1, x2 - x1, y2 - y1, _COLOURS[i % len(_COLOURS)]))
+        ax.add_patch(_rect(x1, y1, x2 - x1, y2 - y1, _COLOURS[i % len(_COLOURS)], dashed=outlined))
     points = list(t.get("points") or [])
     if sample.prompt_fields.get("point") is not None:
         points.append(sample.prompt_fields["point"])
@@ -158,17 +194,23 @@ def _panel(ax: Any, sample: Any) -> None:
         ax.plot([x], [y], marker="x", color="#ff1f5b", markersize=8, mew=1.6)
     ax.set_xlim(0, w)
     ax.set_ylim(h, 0)
-    ax.set_title(_caption(sample), fontsize=7.5, loc="left", family="monospace")
 
 
-def _rect(x: float, y: float, w: float, h: float, colour: str) -> Any:
+def _outline(ax: Any, mask: Any, colour: str) -> None:
+    """The border of a mask, drawn along pixel edges (the mask is padded so a border at the image edge
+    closes), over a white halo so it shows on any background."""
+    import numpy as np
+
+    padded = np.pad(mask.astype(float), 1)
+    ys, xs = np.arange(padded.shape[0]) - 0.5, np.arange(padded.shape[1]) - 0.5  # pixel centres
+    for width, c in ((3.2, "white"), (1.6, colour)):
+        ax.contour(xs, ys, padded, levels=[0.5], colors=[c], linewidths=width)
+
+
+def _rect(x: float, y: float, w: float, h: float, colour: str, dashed: bool = False) -> Any:
     from matplotlib.patches import Rectangle
 
-    return Rectangle((x, y), w, h, fill=False, edgecolor=colour, linewidth=1.8)
-
-
-def _rgb(hex_colour: str) -> tuple[float, float, float]:
-    return tuple(int(hex_colour[i:i + 2], 16) / 255 for i in (1, 3, 5))  # type: ignore[return-value]
+    return Rectangle((x, y), w, h, fill=False, edgecolor=colour, linewidth=1.8, linestyle="--" if dashed else "-")
 
 
 def _decode_mask(m: Any, h: int, w: int) -> Any:
@@ -201,7 +243,7 @@ def _caption(sample: Any) -> str:
     meta = ", ".join(f"{k}={v}" for k, v in sample.meta.items() if v is not None)
     if meta:
         lines += textwrap.wrap(meta, 46)
-    return "\n".join(lines[:8])
+    return "\n".join(lines[:10])
 
 
 def _answer(t: Any) -> str:

@@ -28,8 +28,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--data-root", action="append", metavar="DIR|TASK=DIR",
                    help="benchmark data root (default: the embedded mini world); TASK=DIR sets one task's "
                         "folder")
-    e.add_argument("--limit", type=int, default=None, metavar="N",
-                   help="only the first N samples of each split")
+    e.add_argument("--limit", default=None, metavar="N|F",
+                   help="only the first N samples (or a fraction F < 1) of each split, as a run chooses them")
     e.add_argument("--split", action="append", metavar="S|TASK=S",
                    help="split(s), '+'-joined (default: each task's own)")
     e.add_argument("--variant", action="append", metavar="V|TASK=V", help="metric variant, e.g. gqa=llava")

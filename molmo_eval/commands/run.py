@@ -1,8 +1,9 @@
 """`molmo-eval [run] --tasks ...`: evaluate a model (the default command).
 
 Flags follow lmms-eval's (``--model``, ``--model-args``, ``--tasks``, ``--batch-size``, ``--limit``,
-``--output-path``, ``--log-samples``; underscore spellings are accepted too). ``--config FILE.toml``
-supplies the same settings from a file; flags given on the command line win.
+``--output-path``, ``--log-samples``, ``--gen-kwargs``, ``--verbosity``; underscore spellings are accepted
+too; ``--tasks list`` lists the tasks). ``--config FILE.toml`` supplies the same settings from a file;
+flags given on the command line win.
 """
 
 from __future__ import annotations
@@ -22,11 +23,12 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
         action = p.add_argument(flag, *aliases, default=None, **kw)
         _FLAGS[action.dest] = flag
 
-    add("--tasks", metavar="T1,T2", help="comma-separated task names (see `molmo-eval tasks`)")
+    add("--tasks", metavar="T1,T2", help="comma-separated task names; `list` lists them (as `molmo-eval tasks`)")
     add("--model", metavar="NAME", help="registered model (see `molmo-eval models`; default: reference)")
     add("--model-args", "--model_args", metavar="K=V,...", help="model arguments, e.g. checkpoint=DIR")
     add("--batch-size", "--batch_size", type=int, metavar="N", help="requests per model call (default 8)")
-    add("--limit", type=int, metavar="N", help="evaluate only the first N samples of each split")
+    add("--limit", metavar="N|F", help="evaluate only the first N samples of each split, or a fraction "
+        "F < 1 of them (0.1); samples scored together (MMBench's circular rotations) count as one")
     add("--seed", type=int, metavar="N", help="seed of the bootstrap CIs (default 0)")
     add("--output-path", "--output_path", type=Path, metavar="DIR",
         help="run directory for results.json, samples.jsonl, report.md (default: runs/<time>_<model>)")
@@ -52,6 +54,11 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
         help="split(s) to evaluate, '+'-joined, for every task or per task (default: each task's own)")
     add("--variant", action="append", metavar="V|TASK=V", help="metric variant, e.g. gqa=llava")
     add("--prompt-style", metavar="STYLE", help="prompt style (default: the model's own, e.g. molmo)")
+    add("--gen-kwargs", "--gen_kwargs", metavar="K=V,...",
+        help="override every task's generation settings: max_new_tokens, temperature, do_sample, until "
+             "(recorded in the run's config; part of the cache key)")
+    add("--verbosity", type=str.upper, choices=VERBOSITY, metavar="LEVEL",
+        help="DEBUG, INFO (default: progress and notes), WARNING (no progress), ERROR or CRITICAL")
     add("--bootstrap", type=int, metavar="N", help="bootstrap resamples per metric (default 1000; 0: no CIs)")
     add("--workers", type=int, metavar="N", help="image-loading threads (default 4)")
     add("--config", type=Path, metavar="FILE.toml", help="read settings from a TOML file")
@@ -81,7 +88,7 @@ def config_from_args(args: argparse.Namespace) -> Any:
             problems.append(f"--config {args.config}: key {key!r}: {why}")
     if problems:
         raise ConfigError(problems)
-    for key in ("model", "batch_size", "limit", "seed", "output_path", "log_samples", "max_failures",
+    for key in ("model", "batch_size", "limit", "seed", "output_path", "log_samples", "max_failures", "gen_kwargs",
                 "device", "use_cache", "cache_dir", "prompt_style", "bootstrap", "workers", "overwrite"):
         v = getattr(args, key)
         if v is not None:
@@ -110,15 +117,37 @@ def config_from_args(args: argparse.Namespace) -> Any:
 
 _TOML_KEYS = {"tasks", "model", "model_args", "batch_size", "limit", "seed", "output_path", "log_samples",
               "max_failures", "device", "use_cache", "cache_dir", "data_root", "data_dirs", "splits", "variants",
-              "prompt_style", "bootstrap", "workers", "overwrite"}
+              "prompt_style", "bootstrap", "workers", "overwrite", "gen_kwargs"}
+VERBOSITY = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def set_verbosity(level: str | None) -> bool:
+    """lmms-eval's ``--verbosity``: the level of molmo-eval's log messages on stderr; True when progress
+    lines are wanted (INFO and DEBUG)."""
+    import logging
+
+    if level is None:  # Python's defaults: warnings on stderr, and progress
+        return True
+    logger = logging.getLogger("molmo_eval")
+    logger.setLevel(level)
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("[molmo-eval] %(levelname)s %(name)s: %(message)s"))
+        logger.addHandler(handler)
+    return logging.getLevelName(level) <= logging.INFO
 
 
 def handle(args: argparse.Namespace) -> int:
     from molmo_eval.run import runner
     from molmo_eval.run.summary import print_table
 
+    if args.tasks == "list":  # lmms-eval's way to list tasks
+        from molmo_eval.commands.listing import list_tasks
+
+        return list_tasks(args)
+    progress = set_verbosity(args.verbosity)
     cfg = config_from_args(args)
-    outcome = runner.run(cfg, show_progress=True)
+    outcome = runner.run(cfg, show_progress=progress)
     if not outcome.is_main:
         return outcome.exit_code
     if args.json:

@@ -4,6 +4,11 @@
   never needs the model again; cached outputs stay valid).
 - ``--task T --predictions FILE``: score predictions written by other tools in the benchmark's
   usual results format (see each task's `read_predictions`).
+
+``--variant`` and ``--data-root`` take ``V`` / ``DIR`` or ``TASK=V`` / ``TASK=DIR`` as in a run. With
+``--output-path DIR`` either form writes a run directory (results.json, samples.jsonl, scores.json,
+report.md) that `gate` and `report` read like any run; a scored prediction file is recorded as the
+model ``predictions`` whose fingerprint is the file's digest.
 """
 
 from __future__ import annotations
@@ -23,12 +28,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--run", type=Path, metavar="DIR", help="a run directory (results.json + samples.jsonl)")
     p.add_argument("--task", metavar="T", help="task of the --predictions file")
     p.add_argument("--predictions", type=Path, metavar="FILE", help="predictions in the benchmark's format")
-    p.add_argument("--data-root", type=Path, metavar="DIR", help="data root (default: the embedded mini world)")
+    p.add_argument("--data-root", action="append", metavar="DIR|TASK=DIR",
+                   help="data root, or one task's folder (default: the embedded mini world)")
     p.add_argument("--split", metavar="S", help="split of the predictions (default: the task's first default)")
-    p.add_argument("--variant", metavar="V", help="metric variant (default: official / the run's own)")
+    p.add_argument("--variant", action="append", metavar="V|TASK=V",
+                   help="metric variant, for every task or per task (default: official / the run's own)")
     p.add_argument("--allow-missing", action="store_true",
                    help="score questions without a prediction as wrong instead of failing")
-    p.add_argument("--output-path", type=Path, metavar="DIR", help="write the re-scored run here")
+    p.add_argument("--output-path", type=Path, metavar="DIR",
+                   help="write the scored run here (results.json, samples.jsonl, scores.json, report.md)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace a run of another evaluation in --output-path")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
@@ -47,6 +55,18 @@ def handle(args: argparse.Namespace) -> int:
     return rescore_run(args) if args.run is not None else score_predictions(args)
 
 
+def scoped(values: list[str] | None, flag: str, tasks: list[str]) -> dict[str, str]:
+    """``--variant V`` / ``TASK=V`` (and ``--data-root``) as `run` reads them; a TASK not scored is an error."""
+    from molmo_eval.core.config import parse_scoped
+
+    out = parse_scoped(values or [], flag)
+    unknown = [k for k in out if k != "*" and k not in tasks]
+    if unknown:
+        raise ConfigError([f"{flag} {k}=...: {k!r} is not a task of this scoring ({', '.join(tasks)})"
+                           for k in unknown])
+    return out
+
+
 def rescore_run(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
@@ -55,17 +75,21 @@ def rescore_run(args: argparse.Namespace) -> int:
     from molmo_eval.run import records, rundir
     from molmo_eval.run.guard import score_sample
     from molmo_eval.run.runner import failure_allowance, run_status
-    from molmo_eval.run.scoring import sample_from_line, summarize_task
+    from molmo_eval.run.scoring import sample_from_line, summarize_task, task_config
     from molmo_eval.run.summary import markdown_report, print_table
 
     run = records.read_run(args.run)  # refuses a folder whose files disagree with its record
+    variants = scoped(args.variant, "--variant", list(run.record.tasks))
+    if args.data_root:
+        raise ConfigError("score --run: --data-root is not used (the run's samples.jsonl holds every sample)")
     if args.output_path is not None and args.output_path.resolve() != run.path.resolve():
         rundir.check_output_path(args.output_path, run.record.config, overwrite=args.overwrite)
     space = CoordSpace(run.record.model.coord_space)
     by_task = _lines_by_task(run)
     results, all_lines = {}, []
+    configs = {k: dict(v) for k, v in run.record.task_configs.items()}
     for name, old in run.record.tasks.items():
-        task = registry.get_task(name, args.variant or old.variant)
+        task = registry.get_task(name, variants.get(name, variants.get("*", old.variant)))
         lines = by_task.get(name, [])
         samples, scores, n_unparseable, n_failed = [], [], 0, 0
         for line in lines:
@@ -93,9 +117,12 @@ def rescore_run(args: argparse.Namespace) -> int:
             line["fields"] = dict(sc.fields)
         results[name] = tr
         all_lines.extend(lines)
+        if name in configs:  # the variant (and with it the metric list) may have changed
+            fresh = task_config(task, tr.splits, None)
+            configs[name] = {**configs[name], **{k: fresh[k] for k in ("variant", "metric_list", "metadata")}}
     n_failed = sum(tr.n_failed for tr in results.values())
     allowed = failure_allowance(run.record.config, sum(tr.n for tr in results.values()))
-    record = replace(run.record, tasks=results, n_failed=n_failed,
+    record = replace(run.record, tasks=results, n_failed=n_failed, task_configs=configs,
                      status=run_status(run.record.errors, n_failed, allowed))
     if args.output_path is not None:
         rundir.clean_stale(args.output_path)
@@ -103,7 +130,7 @@ def rescore_run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(record.to_json(), indent=2))
     else:
-        print_table(record)
+        print_table(record, counts=False)  # the counts are the original run's
     return 0
 
 
@@ -139,24 +166,26 @@ def _lines_by_task(run: Any) -> dict[str, list[dict[str, Any]]]:
 def score_predictions(args: argparse.Namespace) -> int:
     from molmo_eval.core import registry
     from molmo_eval.core.heap import gc_frozen
+    from molmo_eval.run import rundir
     from molmo_eval.run.loading import load_split
 
     if not args.task:
         raise ConfigError("score --predictions: --task is required")
-    task = registry.get_task(args.task, args.variant)
+    variants = scoped(args.variant, "--variant", [args.task])
+    task = registry.get_task(args.task, variants.get(args.task, variants.get("*")))
     split = task.check_split(args.split) if args.split else task.default_splits[0]
-    if args.data_root is not None:
-        root = args.data_root
-    else:
-        from molmo_eval.data.embedded import default_data_root
-
-        root = default_data_root()
-    samples, _ = load_split(task, root / task.data_dir, split, digests=False)  # no record to list them in
+    data_dir = _data_dir(task, scoped(args.data_root, "--data-root", [args.task]))
+    config = predictions_config(args, task, split, data_dir)
+    if args.output_path is not None:  # before anything is read or scored, as a run checks its folder
+        rundir.check_output_path(args.output_path, config, overwrite=args.overwrite)
+    # the data files' digests go into a written record; without one nothing would list them
+    samples, digests = load_split(task, data_dir, split, digests=args.output_path is not None)
     with gc_frozen():  # the loaded samples stay out of the collector's rescans (`molmo_eval.core.heap`)
-        return _score_loaded(args, task, split, samples)
+        return _score_loaded(args, task, split, data_dir, config, samples, digests)
 
 
-def _score_loaded(args: argparse.Namespace, task: Any, split: str, samples: Any) -> int:
+def _score_loaded(args: argparse.Namespace, task: Any, split: str, data_dir: Path, config: dict[str, Any],
+                  samples: Any, digests: dict[str, str]) -> int:
     from molmo_eval.core.heap import gc_paused
     from molmo_eval.run.guard import score_samples
     from molmo_eval.run.scoring import summarize_task
@@ -169,7 +198,8 @@ def _score_loaded(args: argparse.Namespace, task: Any, split: str, samples: Any)
                         f"{', '.join(missing[:5])}); pass --allow-missing to score them as wrong",
                         path=args.predictions)
     del preds
-    scores, n_unparseable, n_failed = [], 0, len(missing)
+    writing = args.output_path is not None
+    scores, scored_all, n_unparseable, n_failed = [], [], 0, len(missing)
     space = task.prediction_space()
     with gc_paused():  # scores are acyclic: no collection until they are aggregated (`molmo_eval.core.heap`)
         for at in range(0, len(samples), SCORE_CHUNK):
@@ -178,9 +208,17 @@ def _score_loaded(args: argparse.Namespace, task: Any, split: str, samples: Any)
                 n_unparseable += int(scored.answer is not None and not scored.answer.parse_ok)
                 n_failed += int(gen is not None and scored.error is not None)
                 scores.append(scored.score)
-    shown = not args.json or args.ci  # the table prints the overall CIs; --json only with --ci
-    tr, _ = summarize_task(task, samples, scores, seed=args.seed, n_boot=args.bootstrap if shown else 0,
-                           n_failed=n_failed, n_unparseable=n_unparseable, group_ci=False)
+                if writing:  # the sample lines need the answers and errors
+                    scored_all.append(scored)
+    # CIs are computed where they are shown or written: the table prints the overall CIs, a written
+    # record holds them all (breakdowns too, as a run's does), --json prints them only with --ci
+    shown = writing or not args.json or args.ci
+    tr, final = summarize_task(task, samples, scores, seed=args.seed, n_boot=args.bootstrap if shown else 0,
+                               n_failed=n_failed, n_unparseable=n_unparseable, digests=digests,
+                               group_ci=writing)
+    if writing:
+        _write_scored(args, task, split, data_dir, config, space, tr,
+                      (samples, gens, scored_all, final), n_failed, len(missing))
     if args.json:
         primary = tr.primary_metric
         if tr.metrics.get(primary) is None or tr.metrics[primary].n == 0:  # e.g. boxes under a pointing task
@@ -205,6 +243,25 @@ def _score_loaded(args: argparse.Namespace, task: Any, split: str, samples: Any)
     return 0
 
 
+def _write_scored(args: argparse.Namespace, task: Any, split: str, data_dir: Path, config: dict[str, Any],
+                  space: Any, tr: Any, rows: tuple[Any, Any, Any, Any], n_failed: int, n_missing: int) -> None:
+    """``--output-path``: the scored predictions as a run folder (`gate` and `report` read it)."""
+    from molmo_eval.run import rundir
+    from molmo_eval.run.runner import failure_allowance, run_status
+    from molmo_eval.run.scoring import sample_line
+    from molmo_eval.run.summary import markdown_report
+
+    lines = [sample_line(s, "", gen, sc.answer, f, cached=False, error=sc.error if gen is not None else "no prediction")
+             for s, gen, sc, f in zip(*rows, strict=True)]
+    # questions without a prediction were accepted (--allow-missing), as --max-failures accepts
+    # failed samples; a prediction that failed to parse or score makes the run partial
+    config["max_failures"] = n_missing
+    status = run_status([], n_failed, failure_allowance(config, tr.n))
+    record = predictions_record(args, task, split, data_dir, space, tr, config, status)
+    rundir.clean_stale(args.output_path)
+    rundir.write_run(args.output_path, record, lines, markdown_report(record))
+
+
 SCORE_CHUNK = 16_384  # samples scored together (`Task.score_batch`): bounds the batch's working memory
 
 
@@ -224,3 +281,52 @@ def read_predictions(task: Any, path: Path, samples: Any) -> Any:
 
 def _val(v: float) -> float | None:
     return None if v != v else v
+
+
+def _data_dir(task: Any, roots: dict[str, str]) -> Path:
+    """The task's folder: ``--data-root TASK=DIR`` names it, ``--data-root DIR`` holds it, else the
+    embedded mini world holds it (as in a run)."""
+    if task.name in roots:
+        folder = Path(roots[task.name]).expanduser()
+    else:
+        if "*" in roots:
+            root = Path(roots["*"]).expanduser()
+        else:
+            from molmo_eval.data.embedded import default_data_root
+
+            root = default_data_root()
+        folder = root / task.data_dir
+    if not folder.is_dir():
+        raise ConfigError(f"--data-root: {folder} is not a directory (the folder of task {task.name!r})")
+    return folder
+
+
+def predictions_config(args: argparse.Namespace, task: Any, split: str, data_dir: Path) -> dict[str, Any]:
+    """The run configuration recorded for a scored prediction file (what `rundir` compares to tell
+    whether ``--output-path`` holds another evaluation)."""
+    return {"command": "score", "tasks": [task.name], "model": "predictions",
+            "predictions": str(args.predictions), "data_dirs": {task.name: str(data_dir)},
+            "splits": {task.name: [split]}, "variants": {task.name: task.variant}, "seed": args.seed,
+            "bootstrap": args.bootstrap, "allow_missing": bool(args.allow_missing),
+            "output_path": str(args.output_path)}
+
+
+def predictions_record(args: argparse.Namespace, task: Any, split: str, data_dir: Path, space: Any,
+                       result: Any, config: dict[str, Any], status: str) -> Any:
+    """The RunRecord of a scored prediction file: the "model" is the file, fingerprinted by its digest."""
+    import datetime as dt
+    import uuid
+
+    from molmo_eval.core.types import ModelInfo, RunRecord
+    from molmo_eval.data.files import file_digest
+    from molmo_eval.run.runner import versions
+    from molmo_eval.run.scoring import task_config
+
+    model = ModelInfo("predictions", f"predictions-{file_digest(args.predictions)[:20]}", space.value,
+                      {"file": str(args.predictions)})
+    return RunRecord(run_id=uuid.uuid4().hex[:12],
+                     created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), status=status,
+                     config=config, packages=versions(), model=model, tasks={task.name: result},
+                     n_failed=result.n_failed, counts={"samples": result.n, "model_calls": 0, "cache_hits": 0},
+                     task_configs={task.name: task_config(task, [split], None, data_dir=str(data_dir),
+                                                          coord_space=space.value)})

@@ -11,9 +11,9 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-import tomllib
-
+from molmo_eval.core.compat import tomllib
 from molmo_eval.core.errors import ConfigError
+from molmo_eval.core.types import GenerationSettings
 
 DEFAULT_MODEL = "reference"
 
@@ -24,7 +24,7 @@ class RunConfig:
     model: str = DEFAULT_MODEL
     model_args: Mapping[str, str] = field(default_factory=dict)
     batch_size: int = 8
-    limit: int | None = None  # first N samples of each split
+    limit: int | float | None = None  # first N groups of each split, or a fraction 0 < F < 1 of them
     seed: int = 0
     output_path: Path | None = None
     log_samples: bool = True
@@ -40,6 +40,7 @@ class RunConfig:
     splits: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # task (or "*") -> splits
     variants: Mapping[str, str] = field(default_factory=dict)  # task (or "*") -> variant
     prompt_style: str | None = None  # None: the model's own
+    gen_kwargs: Mapping[str, Any] = field(default_factory=dict)  # overrides of every task's generation settings
     bootstrap: int = 1000  # bootstrap resamples per metric (0: no CIs)
     workers: int = 4  # image-loading threads
     debug: bool = False
@@ -68,6 +69,93 @@ def redact(args: Mapping[str, str]) -> dict[str, str]:
     """Model arguments safe to record: anything that looks like a secret is masked."""
     return {k: ("***" if any(w in k.lower() for w in SECRET_WORDS) and not k.lower().endswith("_env") else v)
             for k, v in args.items()}
+
+
+def parse_limit(value: str | int | float) -> int | float:
+    """``--limit`` as lmms-eval reads it: a value below 1 is a fraction of each split (0.1 = the first
+    10%, rounded up), anything else a count; an integral float (10.0) is the count 10."""
+    try:
+        v = float(value) if isinstance(value, str) else value
+    except ValueError:
+        v = None
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+        raise ValueError(f"expected a count N >= 0 or a fraction 0 < F < 1, got {value!r}")
+    if 0 < v < 1:
+        return float(v)
+    if v != int(v):
+        raise ValueError(f"expected a count N >= 0 or a fraction 0 < F < 1, got {value!r}")
+    return int(v)
+
+
+def limit_count(limit: int | float, total: int) -> int:
+    """How many of ``total`` groups a parsed ``--limit`` keeps (a fraction rounds up, as lmms-eval's)."""
+    return min(total, math.ceil(total * limit) if isinstance(limit, float) else limit)
+
+
+GEN_KWARGS = ("max_new_tokens", "temperature", "do_sample", "until")
+
+
+def parse_gen_kwargs(given: str | Mapping[str, Any]) -> dict[str, Any]:
+    """``--gen-kwargs max_new_tokens=128,temperature=0.2`` (lmms-eval's ``--gen_kwargs``), or a TOML table,
+    -> typed overrides of the tasks' generation settings: ``max_new_tokens`` (int >= 1), ``temperature``
+    (>= 0), ``do_sample`` (false forces temperature 0, as greedy decoding), ``until`` (a stop string)."""
+    raw = parse_kv(given, "--gen-kwargs") if isinstance(given, str) else dict(given)
+    out: dict[str, Any] = {}
+    problems = []
+    for k, v in raw.items():
+        try:
+            if k == "max_new_tokens":
+                out[k] = int(_number(v, 1, integer=True))
+            elif k == "temperature":
+                out[k] = _number(v, 0.0)
+            elif k == "do_sample":
+                out[k] = _truth(v)
+            elif k == "until":
+                out[k] = str(v)
+            else:
+                problems.append(f"--gen-kwargs {k}=...: not a generation setting molmo-eval models take "
+                                f"(expected some of {', '.join(GEN_KWARGS)})")
+        except ValueError as e:
+            problems.append(f"--gen-kwargs {k}={v!r}: {e}")
+    if problems:
+        raise ConfigError(problems)
+    return out
+
+
+def _number(v: Any, low: float, *, integer: bool = False) -> float:
+    what = "an integer" if integer else "a number"
+    try:
+        n = float(v) if not isinstance(v, bool) else math.nan
+    except (TypeError, ValueError):
+        n = math.nan
+    if math.isnan(n) or (integer and not n.is_integer()):
+        raise ValueError(f"expected {what}")
+    if not math.isfinite(n) or n < low:
+        raise ValueError(f"expected {what} >= {low:g}")
+    return n
+
+
+def _truth(v: Any) -> bool:
+    text = str(v).strip().lower()
+    if text in ("true", "1", "yes"):
+        return True
+    if text in ("false", "0", "no"):
+        return False
+    raise ValueError("expected true or false")
+
+
+def generation_settings(base: GenerationSettings, overrides: Mapping[str, Any]) -> GenerationSettings:
+    """A task's generation settings with ``--gen-kwargs`` applied (they are part of the cache key)."""
+    kw: dict[str, Any] = {}
+    if "max_new_tokens" in overrides:
+        kw["max_new_tokens"] = int(overrides["max_new_tokens"])
+    if "temperature" in overrides:
+        kw["temperature"] = float(overrides["temperature"])
+    if overrides.get("do_sample") is False:
+        kw["temperature"] = 0.0
+    if "until" in overrides:
+        kw["stop"] = (str(overrides["until"]),)
+    return replace(base, **kw)
 
 
 def parse_kv(text: str, flag: str) -> dict[str, str]:
@@ -124,6 +212,12 @@ def build(tasks: str | Sequence[str], **kw: Any) -> RunConfig:
             kw.pop(key)
     if kw.get("max_failures") is not None:
         kw["max_failures"], kw["max_failures_pct"] = parse_failure_limit(kw["max_failures"], problems)
+    if kw.get("limit") is not None:
+        try:
+            kw["limit"] = parse_limit(kw["limit"])
+        except ValueError as e:
+            problems.append(f"--limit: {e}")
+            kw.pop("limit")
     for key in ("output_path", "cache_dir", "data_root"):
         if kw.get(key) is not None:
             kw[key] = Path(kw[key]).expanduser()
@@ -137,6 +231,10 @@ def build(tasks: str | Sequence[str], **kw: Any) -> RunConfig:
     splits = kw.get("splits") or {}
     kw["splits"] = {k: tuple(v.split("+")) if isinstance(v, str) else tuple(v) for k, v in splits.items()}
     kw["variants"] = dict(kw.get("variants") or {})
+    try:
+        kw["gen_kwargs"] = parse_gen_kwargs(kw.get("gen_kwargs") or {})
+    except ConfigError as e:
+        problems += e.problems
     kw["model_args"] = {str(k): _arg_text(v) for k, v in (kw.get("model_args") or {}).items()}
     for scope, what in ((kw["splits"], "--split"), (kw["variants"], "--variant"), (dirs, "--data-root")):
         for k in scope:
@@ -187,7 +285,8 @@ _TYPES: dict[str, tuple[Any, str]] = {
     "model_args": (_names_to(_is_scalar), "a table of name = string, number or boolean"),
     "batch_size": (lambda v: _is_int(v) and v >= 1, "a positive integer"),
     "workers": (lambda v: _is_int(v) and v >= 1, "a positive integer"),
-    "limit": (lambda v: _is_int(v) and v >= 0, "a non-negative integer"),
+    "limit": (lambda v: isinstance(v, (int, float, str)) and not isinstance(v, bool),
+              "a count N >= 0 or a fraction 0 < F < 1"),  # then read by parse_limit
     "bootstrap": (lambda v: _is_int(v) and v >= 0, "a non-negative integer"),
     "seed": (_is_int, "an integer"),
     "max_failures": (lambda v: (_is_int(v) and v >= 0) or isinstance(v, str),
@@ -201,6 +300,8 @@ _TYPES: dict[str, tuple[Any, str]] = {
     "debug": (lambda v: isinstance(v, bool), "true or false"),
     "device": (lambda v: isinstance(v, str), "a device name such as cpu or cuda:0"),
     "prompt_style": (lambda v: isinstance(v, str), "a prompt style name"),
+    "gen_kwargs": (lambda v: isinstance(v, str) or _names_to(_is_scalar)(v),
+                   "K=V,... or a table of generation settings"),  # then read by parse_gen_kwargs
     "data_dirs": (_names_to(_is_path), "a table of task = folder path"),
     "splits": (_names_to(_splits_value), "a table of task = split name or list of split names"),
     "variants": (_names_to(lambda v: isinstance(v, str)), "a table of task = variant name"),

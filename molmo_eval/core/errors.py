@@ -60,12 +60,33 @@ class PluginConflict(MolmoEvalError):
     """Two plugins claim the same name; neither silently wins."""
 
 
-class MissingDependency(MolmoEvalError):
-    """An optional dependency is not installed; the message carries the pip line that fixes it."""
+# top-level module -> what `pip install` takes to bring it back: an extra of molmo-eval, or the
+# distribution of a core dependency (missing only from a broken or --no-deps install)
+INSTALL = {
+    "httpx": "molmo-eval[openai]", "ray": "molmo-eval[ray]", "transformers": "molmo-eval[hf]",
+    "openpyxl": "molmo-eval[xlsx]", "lmms_eval": "molmo-eval[lmms]", "torch": "molmo-eval[model]",
+    "matplotlib": "matplotlib", "numpy": "numpy", "scipy": "scipy", "PIL": "pillow", "rich": "rich",
+    "pycocotools": "pycocotools", "safetensors": "safetensors", "tomli": "tomli", "yaml": "pyyaml",
+    "accelerate": "accelerate", "loguru": "loguru", "openai": "openai",
+}
 
-    def __init__(self, module: str, extra: str, purpose: str):
+
+class MissingDependency(MolmoEvalError):
+    """A dependency is not installed; the message carries the pip line that fixes it. ``extra`` names
+    molmo-eval's extra; None means a core dependency (installed with molmo-eval, unless removed)."""
+
+    def __init__(self, module: str, extra: str | None, purpose: str):
         self.module, self.extra = module, extra
+        target = f"molmo-eval[{extra}]" if extra else INSTALL.get(module, module)
         super().__init__(
             f"{purpose} needs the Python package {module!r}, which is not installed; "
-            f"install it with: pip install 'molmo-eval[{extra}]'"
+            f"install it with: pip install '{target}'"
         )
+
+    @classmethod
+    def of(cls, error: ModuleNotFoundError, purpose: str) -> MissingDependency:
+        """The one-line error for an import that failed (what the CLI prints instead of a traceback)."""
+        module = (error.name or str(error)).split(".")[0]
+        target = INSTALL.get(module, module)
+        extra = target[len("molmo-eval["):-1] if target.startswith("molmo-eval[") else None
+        return cls(module, extra, purpose)

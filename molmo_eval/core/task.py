@@ -13,6 +13,8 @@ per split::
     finalize(samples, scores) -> [SampleScore]   cross-sample columns (e.g. GQA consistency)
     metrics() -> (Metric, ...)                   aggregates over the score columns
 
+and, before any of that, `limit_group` tells ``--limit`` which samples stand or fall together.
+
 Tasks are registered through the ``molmo_eval.tasks`` entry-point group (see `registry`).
 """
 
@@ -85,6 +87,12 @@ class Task(ABC):
     @abstractmethod
     def data_files(self, data_dir: Path, split: str) -> list[Path]:
         """The annotation files of a split (digested into the run record)."""
+
+    def limit_group(self, sample: Sample) -> str:
+        """The unit that ``--limit`` counts: samples that a metric scores together share a group and
+        are kept or dropped together (MMBench: every circular rotation of a question). Default: each
+        sample is its own group."""
+        return sample.id
 
     # --- per sample -------------------------------------------------------------------------
     @abstractmethod

@@ -20,7 +20,9 @@ from typing import Any
 
 import numpy as np
 
-SCHEMA_VERSION = 2  # 2: the record lists the digests of its run folder's other files (`RunRecord.files`)
+SCHEMA_VERSION = 2  # 2: the record lists the digests of its run folder's other files (`RunRecord.files`);
+# "versions" holds task versions (lmms-eval's key), library versions moved to "package_versions";
+# "configs", "higher_is_better", "n-shot", "n-samples" {original, effective} and "world_size" added
 
 Point = tuple[float, float]
 Box = tuple[float, float, float, float]
@@ -297,22 +299,36 @@ class ModelInfo:
 @dataclass(frozen=True)
 class RunRecord:
     """The versioned record of one run (`results.json`). Reports, gates and re-scoring read only this
-    and `samples.jsonl`; they never re-run a model."""
+    and `samples.jsonl`; they never re-run a model.
+
+    Beside molmo-eval's own fields, ``to_json`` writes the keys lmms-eval readers look for: ``results``,
+    ``versions`` (task -> task version), ``higher_is_better`` (task -> metric -> true/false/null),
+    ``configs`` (task -> how it was run: variant, splits, generation settings, metric list), ``n-shot``
+    (0: every task is zero-shot) and ``n-samples`` (task -> ``{"original": samples in its splits,
+    "effective": samples scored}``)."""
 
     run_id: str
     created: str  # ISO 8601, UTC
     status: str  # "ok" | "partial" (samples failed beyond --max-failures) | "failed" (a task failed)
     config: Mapping[str, Any]
-    versions: Mapping[str, str]
+    packages: Mapping[str, str]  # molmo_eval, python, numpy, torch ... versions ("package_versions")
     model: ModelInfo
     tasks: Mapping[str, TaskResult]
     timings: Mapping[str, float] = field(default_factory=dict)
     n_failed: int = 0
     errors: tuple[str, ...] = ()  # task-level failures, one line each
     counts: Mapping[str, int] = field(default_factory=dict)  # model_calls, cache_hits, samples
+    task_configs: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # "configs"
+    n_original: Mapping[str, int] = field(default_factory=dict)  # task -> samples before --limit
+    world_size: int = 1  # processes that evaluated (torchrun)
     schema_version: int = SCHEMA_VERSION
     # the run folder's other files: name -> {"sha256", "bytes"(, "lines")}; empty until written
     files: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    def higher_is_better(self) -> dict[str, dict[str, bool | None]]:
+        """lmms-eval's ``higher_is_better`` from the recorded metric lists (null: no better direction)."""
+        return {t: {m["metric"]: m.get("higher_is_better") for m in c.get("metric_list", ())}
+                for t, c in self.task_configs.items()}
 
     def results_block(self) -> dict[str, dict[str, Any]]:
         """lmms-eval style ``results``: ``{task: {"<metric>,<filter>": v, "<metric>_stderr,<filter>": s}}``.
@@ -335,13 +351,17 @@ class RunRecord:
     def to_json(self) -> dict[str, Any]:
         return {
             "schema_version": self.schema_version, "run_id": self.run_id, "created": self.created,
-            "status": self.status, "config": dict(self.config), "versions": dict(self.versions),
+            "status": self.status, "config": dict(self.config), "world_size": self.world_size,
+            "versions": {k: v.version for k, v in self.tasks.items()}, "package_versions": dict(self.packages),
             "model": {"name": self.model.name, "fingerprint": self.model.fingerprint,
                       "coord_space": self.model.coord_space, "args": dict(self.model.args)},
             "tasks": {k: v.to_json() for k, v in self.tasks.items()},
             "results": self.results_block(),
-            "n-samples": {k: {"effective": v.n} for k, v in self.tasks.items()},
-            "versions_tasks": {k: v.version for k, v in self.tasks.items()},
+            "higher_is_better": self.higher_is_better(),
+            "n-shot": {k: 0 for k in self.tasks},  # every task is zero-shot
+            "configs": {k: dict(v) for k, v in self.task_configs.items()},
+            "n-samples": {k: {"original": self.n_original.get(k, v.n), "effective": v.n}
+                          for k, v in self.tasks.items()},
             "timings": {k: round(v, 4) for k, v in self.timings.items()},
             "n_failed": self.n_failed, "errors": list(self.errors), "counts": dict(self.counts),
             "files": {k: dict(v) for k, v in self.files.items()},
@@ -350,15 +370,29 @@ class RunRecord:
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> RunRecord:
         m = d["model"]
+        schema = int(d["schema_version"])
+        samples = d.get("n-samples", {})
         return cls(
-            schema_version=int(d["schema_version"]), run_id=d["run_id"], created=d["created"],
-            status=d["status"], config=d.get("config", {}), versions=d.get("versions", {}),
+            schema_version=schema, run_id=d["run_id"], created=d["created"],
+            status=d["status"], config=d.get("config", {}),
+            packages=_packages(d, schema),
             model=ModelInfo(m["name"], m["fingerprint"], m["coord_space"], m.get("args", {})),
             tasks={k: TaskResult.from_json(v) for k, v in d["tasks"].items()},
             timings=d.get("timings", {}), n_failed=int(d.get("n_failed", 0)),
             errors=tuple(d.get("errors", ())), counts=dict(d.get("counts", {})),
+            task_configs=d.get("configs", {}),
+            n_original={k: int(v["original"]) for k, v in samples.items() if "original" in v},
+            world_size=int(d.get("world_size", 1)),
             files={str(k): dict(v) for k, v in (d.get("files") or {}).items()},
         )
+
+
+def _packages(d: Mapping[str, Any], schema: int) -> Mapping[str, str]:
+    """Library versions: ``versions`` in schema 1 (and in schema-2 records written before lmms-eval's
+    keys, which kept task versions in ``versions_tasks``), ``package_versions`` since."""
+    if schema < 2 or ("package_versions" not in d and "versions_tasks" in d):
+        return d.get("versions", {})
+    return d.get("package_versions", {})
 
 
 def _num(v: float | None) -> float | None:

@@ -3,7 +3,8 @@
 Last step of the gate: `molmo_eval.gate.verdicts` produces a `GateReport`; these pure functions render it.
 JUnit XML follows the usual (Ant/Jenkins/GitLab/GitHub test reporter) shape: ``testsuites`` >
 ``testsuite`` per task > ``testcase`` per task x metric, with ``failure`` for a regression,
-``error`` for "cannot compare", ``skipped`` for metrics undefined in both runs. The Markdown is
+``error`` for "cannot compare", ``skipped`` for metrics undefined in both runs and for metrics
+without a better direction (reported, never gated). The Markdown is
 made for a pull-request comment or a CI step summary: verdict first, what failed next, the full
 table folded.
 """
@@ -18,9 +19,9 @@ from typing import TextIO
 from molmo_eval.gate.verdicts import GateReport, Outcome, Verdict, fmt_delta, fmt_p, fmt_value
 
 _MARK = {Outcome.PASS: "✅", Outcome.IMPROVED: "🟢", Outcome.REGRESSED: "❌", Outcome.ERROR: "⚠️",
-         Outcome.SKIPPED: "➖"}
+         Outcome.SKIPPED: "➖", Outcome.REPORTED: "ℹ️"}
 _STYLE = {Outcome.PASS: "green", Outcome.IMPROVED: "bold green", Outcome.REGRESSED: "bold red",
-          Outcome.ERROR: "bold yellow", Outcome.SKIPPED: "dim"}
+          Outcome.ERROR: "bold yellow", Outcome.SKIPPED: "dim", Outcome.REPORTED: "dim"}
 
 
 def headline(report: GateReport) -> str:
@@ -156,7 +157,7 @@ def _testcase(v: Verdict, report: GateReport) -> ET.Element:
         ET.SubElement(case, "failure", message=f"{v.metric} regressed: {v.reason}", type="regression").text = detail
     elif v.outcome is Outcome.ERROR:
         ET.SubElement(case, "error", message=f"cannot compare: {v.reason}", type="cannot-compare").text = detail
-    elif v.outcome is Outcome.SKIPPED:
+    elif v.outcome in (Outcome.SKIPPED, Outcome.REPORTED):
         ET.SubElement(case, "skipped", message=v.reason)
     ET.SubElement(case, "system-out").text = detail
     return case

@@ -10,7 +10,10 @@ Semantics (docs/gate.md has the user's version):
 - every value is recomputed from the paired per-sample scores of both sides, never taken from a
   record alone; a recomputed value that is not the recorded one means the run's files disagree
   (ERROR), and a side without per-sample scores cannot be gated (ERROR);
-- ``drop`` is the deterioration in the metric's own units, signed by ``Metric.higher_is_better``;
+- ``drop`` is the deterioration in the metric's own units, signed by the metric's `Direction` (the
+  installed plugin's, else the one recorded with the baseline in results.json, else higher);
+  a metric without a direction (POPE's yes_ratio) is REPORTED with its delta, never tested or gated
+  (still recomputed and checked against its record when it can be);
   the p-values come from paired per-sample scores (`molmo_eval.metrics.paired`),
   Holm-adjusted across all tests of the report unless ``correction="none"``;
 - policy ``both`` (default): a regression is ``drop > tolerance`` and ``p_adj < alpha``;
@@ -32,7 +35,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from molmo_eval.core.errors import ConfigError
-from molmo_eval.core.metric import Columns, Metric
+from molmo_eval.core.metric import Columns, Direction, Metric
 from molmo_eval.core.registry import plugin_metrics
 from molmo_eval.core.types import TaskResult
 from molmo_eval.gate.baseline import RunData
@@ -62,6 +65,7 @@ class Outcome(str, enum.Enum):
     REGRESSED = "regressed"
     ERROR = "error"  # cannot compare
     SKIPPED = "skipped"  # undefined in both runs (no applicable samples)
+    REPORTED = "reported"  # a metric without a better direction: shown, never gated
 
 
 @dataclass(frozen=True)
@@ -130,7 +134,7 @@ class Verdict:
     reason: str  # one line: why this outcome
     baseline: float | None = None
     current: float | None = None
-    higher_is_better: bool = True
+    direction: Direction = Direction.HIGHER
     tolerance: float = 0.0
     test: PairedTest | None = None
     p_adjusted: float | None = None
@@ -194,7 +198,7 @@ class Measured:
     metric: str
     base: float
     cur: float
-    higher_is_better: bool
+    direction: Direction
     test: PairedTest | None
     untestable: str  # why there is no test ("" when there is one)
     notes: tuple[str, ...]
@@ -314,47 +318,60 @@ def _measure_task(task: str, baseline: RunData, current: RunData, config: GateCo
         else:
             names.append(m)
     plugin, why = resolve(task, b_tr)
+    recorded = baseline.record.higher_is_better().get(task, {})
+    directions = {m: _direction(plugin, recorded, m) for m in names}
     b_rows, c_rows = _rows(baseline, task), _rows(current, task)
     assert b_rows is not None and c_rows is not None  # _task_problem refused the task otherwise
     base, cur = _aligned(b_rows, c_rows)
     sides = ((baseline.label, base, b_tr), (current.label, cur, c_tr))
-    chosen: dict[str, tuple[Metric, tuple[float, float], tuple[str, ...]]] = {}
+    chosen: dict[str, tuple[Metric | None, tuple[float, float], tuple[str, ...]]] = {}
     for name in names:
-        metric, values, problem, notes = _recompute(name, sides, plugin, why)
+        metric, values, problem, notes = _recompute(name, sides, plugin, why, directions[name])
         if problem:
             errors.append(Verdict(task, name, Outcome.ERROR, problem, b_tr.metrics[name].value,
-                                  c_tr.metrics[name].value, _direction(plugin, name), notes=notes))
+                                  c_tr.metrics[name].value, directions[name], notes=notes))
         else:
-            assert metric is not None and values is not None
+            assert values is not None
             chosen[name] = (metric, values, notes)
-    tests, failed = _run_tests(task, [m for m, _, _ in chosen.values()], base, cur, config)
-    measured = [Measured(task, name, values[0], values[1], _direction(plugin, name), tests.get(name),
-                         failed.get(name, "") if name not in tests else "", notes)
+    # a metric without a better direction is never tested (and takes no share of Holm's alpha)
+    testable = [m for name, (m, _, _) in chosen.items() if m is not None and directions[name] is not Direction.NONE]
+    tests, failed = _run_tests(task, testable, base, cur, config)
+    measured = [Measured(task, name, values[0], values[1], directions[name], tests.get(name),
+                         "no better direction" if directions[name] is Direction.NONE
+                         else failed.get(name, "") if name not in tests else "", notes)
                 for name, (_metric, values, notes) in chosen.items()]
     return measured, errors
 
 
-def _direction(plugin: Mapping[str, Metric] | None, name: str) -> bool:
+def _direction(plugin: Mapping[str, Metric] | None, recorded: Mapping[str, bool | None], name: str) -> Direction:
+    """The installed plugin's direction of a metric, else the one recorded with the baseline, else higher."""
     metric = plugin.get(name) if plugin is not None else None
-    return True if metric is None else metric.higher_is_better
+    if metric is not None:
+        return metric.direction
+    return Direction.of(recorded[name]) if name in recorded else Direction.HIGHER
 
 
 Side = tuple[str, Columns, TaskResult]  # label (path), aligned per-sample columns, the record's result
 
 
-def _recompute(name: str, sides: Sequence[Side], plugin: Mapping[str, Metric] | None, why: str
+def _recompute(name: str, sides: Sequence[Side], plugin: Mapping[str, Metric] | None, why: str,
+               direction: Direction
                ) -> tuple[Metric | None, tuple[float, float] | None, str, tuple[str, ...]]:
     """The Metric for ``name``, its value on each side's per-sample scores, and why it cannot be
-    used ("" when it can): no way to compute it, a failure, or a value its record does not state."""
+    used ("" when it can): no way to compute it, a failure, or a value its record does not state.
+    A metric without a direction that cannot be recomputed is only shown: (None, recorded values)."""
     metric = plugin.get(name) if plugin is not None else None
     notes: tuple[str, ...] = ()
     if metric is None:
         lead = why or f"the task plugin has no metric {name!r}"
         if not all(name in cols and cols[name].dtype.kind == "f" for _, cols, _ in sides):
+            if direction is Direction.NONE:  # never gated: shown as recorded, with why it is unverified
+                note = f"{lead}; no per-sample column {name!r} to recompute it from: the recorded values are shown"
+                return None, (sides[0][2].metrics[name].value, sides[1][2].metrics[name].value), "", (note,)
             return None, None, f"{lead}; no per-sample column {name!r} to recompute it from", ()
-        metric = mean(name)
-        notes = (f"{lead}: {name!r} recomputed as the per-sample mean of column {name!r}, higher assumed "
-                 "better",)
+        metric = mean(name, direction=direction)
+        notes = (f"{lead}: {name!r} recomputed as the per-sample mean of column {name!r}, {direction.value} "
+                 "is better",)
     values = []
     for label, cols, tr in sides:
         try:
@@ -400,7 +417,7 @@ def _classify_all(measured: Sequence[Measured], config: GateConfig) -> list[Verd
         p_adj = None if math.isnan(p) else float(p)
         tol = config.tolerances.get(m.task, m.metric)
         outcome, reason = classify(m, p_adj, tol, config)
-        out.append(Verdict(m.task, m.metric, outcome, reason, m.base, m.cur, m.higher_is_better, tol,
+        out.append(Verdict(m.task, m.metric, outcome, reason, m.base, m.cur, m.direction, tol,
                            m.test, p_adj, m.notes))
     return out
 
@@ -408,18 +425,21 @@ def _classify_all(measured: Sequence[Measured], config: GateConfig) -> list[Verd
 def classify(m: Measured, p_adj: float | None, tol: float, config: GateConfig) -> tuple[Outcome, str]:
     """The outcome of one measured metric under the policy, with its one-line reason."""
     b, c = m.base, m.cur
+    if m.direction is Direction.NONE:
+        return Outcome.REPORTED, _reported_reason(b, c)
     if math.isnan(b) and math.isnan(c):
         return Outcome.SKIPPED, "undefined in both runs (no applicable samples)"
     if math.isnan(b) or math.isnan(c):
         side = "baseline" if math.isnan(b) else "current run"
         return Outcome.ERROR, f"undefined in the {side} only"
-    drop = (b - c) if m.higher_is_better else (c - b)
+    higher = m.direction is Direction.HIGHER
+    drop = (b - c) if higher else (c - b)
     rate = 0.0 <= b <= 1.0 and 0.0 <= c <= 1.0
     if drop == 0:
         return Outcome.PASS, "no change"
     worse = drop > 0
     size = fmt_delta(abs(drop), rate, signed=False)
-    word = ("fell" if c < b else "rose") + ("" if m.higher_is_better else " (lower is better)")
+    word = ("fell" if c < b else "rose") + ("" if higher else " (lower is better)")
     policy = config.policy
     beyond = abs(drop) > tol if policy.uses_tolerance else True
     tol_text = f"tolerance {fmt_delta(tol, rate, signed=False)}"
@@ -437,6 +457,14 @@ def classify(m: Measured, p_adj: float | None, tol: float, config: GateConfig) -
     if p_adj < config.alpha:
         return hit, f"{word} {size}{beyond_text}, significant ({p_text} < {config.alpha:g})"
     return Outcome.PASS, f"{word} {size}{beyond_text}, not significant ({p_text})"
+
+
+def _reported_reason(b: float, c: float) -> str:
+    lead = "no better direction: reported, not gated"
+    if math.isnan(b) or math.isnan(c) or b == c:
+        return lead
+    rate = 0.0 <= b <= 1.0 and 0.0 <= c <= 1.0
+    return f"{lead} ({'fell' if c < b else 'rose'} {fmt_delta(abs(c - b), rate, signed=False)})"
 
 
 def _tolerance_notes(tols: Tolerances, baseline: RunData, tasks: Sequence[str]) -> list[str]:

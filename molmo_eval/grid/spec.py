@@ -264,7 +264,7 @@ def load_spec(config: Path | None, grid_flags: Sequence[str], overrides: Mapping
     axes: dict[str, Any] = {}
     settings: dict[str, Any] = {}
     if config is not None:
-        import tomllib
+        from molmo_eval.core.compat import tomllib
 
         try:
             data = tomllib.loads(config.read_text(encoding="utf-8"))

@@ -215,12 +215,15 @@ def task_yaml(task: Task, entry: ExportedTask, style: str, space: CoordSpace) ->
         "process_results: !function utils.process_results",
         "metric_list:",
     ]
-    for m in task.metrics():
+    for m in task.metrics():  # null: no better direction, so lmms-eval's table shows no arrow
         lines += [f"  - metric: {q(m.name)}", "    aggregation: !function utils.aggregate",
-                  f"    higher_is_better: {'true' if m.higher_is_better else 'false'}"]
+                  f"    higher_is_better: {_YAML_BOOL[m.higher_is_better]}"]
     lines += ["metadata:", f"  version: {q(task.version)}", f"  molmo_task: {q(task.name)}",
               f"  molmo_variant: {q(task.variant)}"]
     return "\n".join(lines) + "\n"
+
+
+_YAML_BOOL = {True: "true", False: "false", None: "null"}
 
 
 def generation_yaml(settings: GenerationSettings) -> list[str]:

@@ -6,6 +6,15 @@ It sits beside the runner, not inside the pipeline: a chat-completions request b
 the model; requests that arrive while it is busy are batched into its next `generate` call, so a
 model that is not thread-safe is safe here and concurrent clients get batched generation.
 
+What real OpenAI clients send and read (as vLLM serves them): ``system`` (and ``developer``) messages,
+whose text goes before the user text in the one prompt; ``usage`` (``prompt_tokens``,
+``completion_tokens``, ``total_tokens``) in every completion, counted by the model's own
+``count_tokens(text)`` when it has one, else approximately (words and punctuation marks, images not
+counted); and ``stream=true``: the completion as server-sent events of ``chat.completion.chunk``
+objects (role, content, finish reason, then a usage chunk when ``stream_options.include_usage``),
+ended by ``data: [DONE]``. Generation finishes before the first event, so a failed generation is
+still an HTTP error, not a broken stream.
+
 Endpoints: ``POST /v1/chat/completions``, ``GET /v1/models``, ``GET /health``. Malformed requests get
 HTTP 400 (404 for an unknown model or path, 413 for a too-large body) with OpenAI's error JSON
 ``{"error": {"message", "type", "param", "code"}}``; a generation that failed gets 500, which
@@ -35,6 +44,7 @@ import itertools
 import json
 import logging
 import queue
+import re
 import socket
 import threading
 import time
@@ -195,18 +205,34 @@ def _settings(body: Mapping[str, Any]) -> GenerationSettings:
     return GenerationSettings(max_new_tokens=max_tokens, temperature=float(temperature), stop=tuple(stop))
 
 
-def parse_chat_request(raw: bytes, *, served: str, decode_pixels: bool, uid: str,
-                       max_pixels: int = MAX_REQUEST_PIXELS) -> Request:
-    """A chat-completions body -> one Request, or an ApiError naming the offending field.
-
-    Only user turns are accepted (the harness's models answer one prompt): their text parts are
-    joined with newlines, their images kept in order."""
+def parse_body(raw: bytes) -> dict[str, Any]:
     try:
         body = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as e:
         raise ApiError(400, f"could not parse the JSON body ({e})") from None
     if not isinstance(body, dict):
         raise ApiError(400, "the body must be a JSON object")
+    return body
+
+
+def parse_chat_request(raw: bytes, *, served: str, decode_pixels: bool, uid: str,
+                       max_pixels: int = MAX_REQUEST_PIXELS) -> Request:
+    """A chat-completions body -> one Request (see `request_from_body`)."""
+    return request_from_body(parse_body(raw), served=served, decode_pixels=decode_pixels, uid=uid,
+                             max_pixels=max_pixels)
+
+
+SYSTEM_ROLES = ("system", "developer")  # "developer" is OpenAI's newer name for system messages
+
+
+def request_from_body(body: Mapping[str, Any], *, served: str, decode_pixels: bool, uid: str,
+                      max_pixels: int = MAX_REQUEST_PIXELS) -> Request:
+    """A chat-completions body -> one Request, or an ApiError naming the offending field.
+
+    The harness's models answer one prompt: the text of system (developer) messages and then of user
+    messages, joined with newlines, and the user messages' images in order. Assistant turns (a
+    conversation) are refused. The images are decoded only once their sizes (read from their
+    headers) fit ``max_pixels`` together (413 beyond)."""
     if not isinstance(body.get("model"), str):
         raise ApiError(400, "model is required (see GET /v1/models)", param="model")
     if body["model"] != served:
@@ -216,27 +242,32 @@ def parse_chat_request(raw: bytes, *, served: str, decode_pixels: bool, uid: str
             param="model",
             code="model_not_found",
         )
-    if body.get("stream"):
-        raise ApiError(400, "stream=true is not supported", param="stream")
     if body.get("n", 1) != 1:
         raise ApiError(400, "only n=1 is supported", param="n")
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         raise ApiError(400, "messages must be a non-empty list", param="messages")
+    system: list[str] = []
     texts: list[str] = []
     raws: list[tuple[bytes, str]] = []
     for i, m in enumerate(messages):
-        if not isinstance(m, dict) or m.get("role") != "user":
-            role = m.get("role") if isinstance(m, dict) else None
+        role = m.get("role") if isinstance(m, dict) else None
+        if role not in ("user", *SYSTEM_ROLES):
             raise ApiError(
                 400,
-                f"messages[{i}]: only 'user' messages are supported (one prompt with its "
+                f"messages[{i}]: only 'system' and 'user' messages are supported (one prompt with its "
                 f"images), got role {role!r}",
                 param=f"messages[{i}].role",
             )
         t, ims = _content_parts(m.get("content"), i)
-        texts += t
-        raws += ims
+        if role in SYSTEM_ROLES:
+            if ims:
+                raise ApiError(400, f"messages[{i}]: a {role} message carries text only",
+                               param=f"messages[{i}].content")
+            system += t
+        else:
+            texts += t
+            raws += ims
     if len(raws) > MAX_IMAGES:
         raise ApiError(400, f"at most {MAX_IMAGES} images per request", param="messages")
     check_pixel_budget(raws, max_pixels)
@@ -244,7 +275,7 @@ def parse_chat_request(raw: bytes, *, served: str, decode_pixels: bool, uid: str
     kind, task = _hints(body.get("molmo_eval"))
     return Request(
         uid=uid,
-        prompt="\n".join(texts),
+        prompt="\n".join(system + texts),
         images=tuple(images),
         settings=_settings(body),
         answer_kind=kind,
@@ -266,17 +297,64 @@ def _hints(ext: Any) -> tuple[AnswerKind, str]:
         ) from None
 
 
-def completion_body(gen: Generation, served: str) -> dict[str, Any]:
+def stream_options(body: Mapping[str, Any]) -> tuple[bool, bool]:
+    """(stream, include_usage) of a chat-completions body."""
+    stream = body.get("stream")
+    if stream is not None and not isinstance(stream, bool):
+        raise ApiError(400, "stream must be true or false", param="stream")
+    opts = body.get("stream_options")
+    if opts is not None and (not isinstance(opts, dict) or not isinstance(opts.get("include_usage", False), bool)):
+        raise ApiError(400, 'stream_options must be {"include_usage": true|false}', param="stream_options")
+    if opts is not None and not stream:
+        raise ApiError(400, "stream_options is only allowed with stream=true", param="stream_options")
+    return bool(stream), bool((opts or {}).get("include_usage", False))
+
+
+_TOKEN = re.compile(r"\w+|[^\w\s]")
+
+
+def count_tokens(model: Model, text: str) -> int:
+    """The model's own count when it has ``count_tokens(text)``, else words and punctuation marks."""
+    own = getattr(model, "count_tokens", None)
+    return int(own(text)) if callable(own) else len(_TOKEN.findall(text))
+
+
+def usage(model: Model, request: Request, gen: Generation) -> dict[str, int]:
+    prompt, completion = count_tokens(model, request.prompt), count_tokens(model, gen.text)
+    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+
+
+def completion_body(gen: Generation, served: str, used: Mapping[str, int] | None = None) -> dict[str, Any]:
     message: dict[str, Any] = {"role": "assistant", "content": gen.text}
     if gen.points is not None:
         message["molmo_eval"] = {"points": [list(p) for p in gen.points]}
-    return {
+    body: dict[str, Any] = {
         "id": f"chatcmpl-{uuid.uuid4().hex}",
         "object": "chat.completion",
         "created": int(time.time()),
         "model": served,
         "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
     }
+    if used is not None:
+        body["usage"] = dict(used)
+    return body
+
+
+def stream_chunks(gen: Generation, served: str, used: Mapping[str, int], include_usage: bool
+                  ) -> list[dict[str, Any]]:
+    """The ``chat.completion.chunk`` objects of one finished generation, in OpenAI's streaming order:
+    the role, the content (with native points), the finish reason, then usage when asked for."""
+    head = {"id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion.chunk", "created": int(time.time()),
+            "model": served}
+    content: dict[str, Any] = {"content": gen.text}
+    if gen.points is not None:
+        content["molmo_eval"] = {"points": [list(p) for p in gen.points]}
+    deltas = [({"role": "assistant", "content": ""}, None), (content, None), ({}, "stop")]
+    extra = {"usage": None} if include_usage else {}
+    chunks = [{**head, "choices": [{"index": 0, "delta": d, "finish_reason": f}], **extra} for d, f in deltas]
+    if include_usage:
+        chunks.append({**head, "choices": [], "usage": dict(used)})
+    return chunks
 
 
 # --- batching ---------------------------------------------------------------------------------
@@ -400,7 +478,10 @@ class _Handler(BaseHTTPRequestHandler):
             return
         finally:
             app.release()
-        self._send(status, body)
+        if isinstance(body, list):
+            self._send_events(body)
+        else:
+            self._send(status, body)
 
     def _authorized(self) -> bool:
         key = self.server.app.api_key
@@ -432,6 +513,19 @@ class _Handler(BaseHTTPRequestHandler):
             self.rfile.read(int(length))
         elif length:
             self.close_connection = True
+
+    def _send_events(self, chunks: list[dict[str, Any]]) -> None:
+        """Server-sent events (``data: {json}``, then ``data: [DONE]``) in chunked transfer encoding, so
+        the connection stays usable for the client's next request."""
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Cache-Control", "no-cache")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        for event in [json.dumps(c) for c in chunks] + ["[DONE]"]:
+            data = f"data: {event}\n\n".encode()
+            self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+        self.wfile.write(b"0\r\n\r\n")
 
     def _send_error(self, e: ApiError, retry_after: int | None = None) -> None:
         self._send(e.status, e.body(), retry_after)
@@ -497,9 +591,12 @@ class App:
             ],
         }
 
-    def complete(self, raw: bytes) -> tuple[int, dict[str, Any]]:
-        req = parse_chat_request(
-            raw, served=self.served, decode_pixels=self.model.needs_pixels, uid=f"serve/{next(self._ids)}",
+    def complete(self, raw: bytes) -> tuple[int, dict[str, Any] | list[dict[str, Any]]]:
+        """(200, completion) or, for ``stream=true``, (200, the list of chunks to send as events)."""
+        body = parse_body(raw)
+        stream, include_usage = stream_options(body)  # checked before any image is decoded
+        req = request_from_body(
+            body, served=self.served, decode_pixels=self.model.needs_pixels, uid=f"serve/{next(self._ids)}",
             max_pixels=self.max_request_pixels,
         )
         gen = self.batcher.submit(req)
@@ -507,7 +604,10 @@ class App:
             raise ApiError(
                 500, f"generation failed: {gen.error}", code="generation_failed", kind="server_error"
             )
-        return 200, completion_body(gen, self.served)
+        used = usage(self.model, req, gen)
+        if stream:
+            return 200, stream_chunks(gen, self.served, used, include_usage)
+        return 200, completion_body(gen, self.served, used)
 
 
 class Server:

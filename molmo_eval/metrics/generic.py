@@ -9,7 +9,7 @@ import warnings
 
 import numpy as np
 
-from molmo_eval.core.metric import Columns, Metric
+from molmo_eval.core.metric import Columns, Direction, Metric
 
 
 def nanmean(x: np.ndarray) -> np.ndarray | float:
@@ -25,11 +25,10 @@ def safe_div(num: np.ndarray | float, den: np.ndarray | float) -> np.ndarray | f
 
 
 def mean(name: str, column: str | None = None, *, description: str = "",
-         higher_is_better: bool = True) -> Metric:
+         direction: Direction = Direction.HIGHER) -> Metric:
     """Mean of a per-sample column over the samples where it applies (non-NaN)."""
     col = column or name
-    return Metric(name, lambda c: nanmean(c[col]), count=col, description=description,
-                  higher_is_better=higher_is_better)
+    return Metric(name, lambda c: nanmean(c[col]), count=col, description=description, direction=direction)
 
 
 def ratio(name: str, num: str, den: str, *, description: str = "") -> Metric:

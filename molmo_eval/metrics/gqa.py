@@ -16,7 +16,8 @@ or not (binary). Across questions (`consistency_column`, `distribution_columns`,
 
 Matching rule by variant: ``official`` exact; ``llava`` prediction ``rstrip(".").lower()`` (LLaVA's
 convert_gqa_for_eval.py) then exact; ``lmms-eval`` both sides lower-cased with ASCII punctuation
-removed (its ``exact_match`` with ignore_case and ignore_punctuation).
+removed (its ``exact_match`` with ignore_case and ignore_punctuation), after lmms-eval's task pipeline
+has stripped the prediction (``ConfigurableTask.process_results`` strips every generation first).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from molmo_eval.core.metric import Columns, Metric
+from molmo_eval.core.metric import Columns, Direction, Metric
 from molmo_eval.metrics.generic import mean, safe_div
 
 _PUNCT_TABLE = str.maketrans("", "", string.punctuation)
@@ -37,7 +38,7 @@ def prediction_key(variant: str, prediction: str) -> str:
     if variant == "llava":
         return prediction.rstrip(".").lower()
     if variant == "lmms-eval":
-        return prediction.lower().translate(_PUNCT_TABLE)
+        return prediction.strip().lower().translate(_PUNCT_TABLE)
     return prediction
 
 
@@ -123,7 +124,7 @@ def gqa_metrics() -> tuple[Metric, ...]:
         mean("binary", description="accuracy over balanced yes/no-style (non-query) questions"),
         mean("open", description="accuracy over balanced open (query) questions"),
         mean("consistency", description="accuracy over the entailed questions of correctly answered ones"),
-        Metric("distribution", chi_square_distribution, count="dist_gold", higher_is_better=False,
+        Metric("distribution", chi_square_distribution, count="dist_gold", direction=Direction.LOWER,
                description="chi-square of gold vs predicted answer histograms per global group "
                            "(eval.py value / 100; lower is better)"),
     )

@@ -22,7 +22,7 @@ from types import MappingProxyType
 
 import numpy as np
 
-from molmo_eval.core.metric import Columns, Metric
+from molmo_eval.core.metric import Columns, Direction, Metric
 from molmo_eval.metrics.generic import nanmean, safe_div
 
 Totals = Callable[[str], np.ndarray]  # column name -> per-split sums, shape (..., S)
@@ -91,8 +91,13 @@ def _yes_ratio(t: Totals, n: np.ndarray) -> Ratio:
 
 
 def pope_metrics() -> tuple[Metric, ...]:
-    specs = (("accuracy", _accuracy, "(TP+TN)/N"), ("precision", _precision, "TP/(TP+FP)"),
-             ("recall", _recall, "TP/(TP+FN)"), ("f1", _f1, "2PR/(P+R)"),
-             ("yes_ratio", _yes_ratio, "share of predictions that are yes"))
-    return tuple(Metric(name, _per_split_mean(fn), description=f"{desc}; mean over splits when several run")
-                 for name, fn, desc in specs)
+    """yes_ratio describes the model (POPE's papers compare it with 50%, the share of yes labels) and has
+    no better direction: a model that stops answering "yes" to absent objects lowers it, one that
+    stops missing present objects raises it."""
+    up, none = Direction.HIGHER, Direction.NONE
+    specs = (("accuracy", _accuracy, "(TP+TN)/N", up), ("precision", _precision, "TP/(TP+FP)", up),
+             ("recall", _recall, "TP/(TP+FN)", up), ("f1", _f1, "2PR/(P+R)", up),
+             ("yes_ratio", _yes_ratio, "share of predictions that are yes (no better direction)", none))
+    return tuple(Metric(name, _per_split_mean(fn), direction=d,
+                        description=f"{desc}; mean over splits when several run")
+                 for name, fn, desc, d in specs)

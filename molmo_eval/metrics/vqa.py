@@ -7,8 +7,9 @@ the prediction and the answers are normalized before matching:
 
 - ``official`` (vqaEval.py): clean (newline/tab, strip); normalize both sides *only* when the cleaned
   human answers are not all identical, so with ten identical "yes" answers a prediction "Yes" scores 0;
-- ``lmms-eval`` (vqav2 utils.py): the prediction always goes through the EvalAI processor; when the
-  answers are not all identical both sides are normalized again with its punctuation/digit steps;
+- ``lmms-eval`` (lmms-eval 0.7.3, end to end): its task pipeline strips the generation, then
+  ``vqav2_process_results`` cleans (newline/tab, strip) and applies EvalAI's punctuation and
+  digit/article steps to the prediction and to every answer, always;
 - ``m4c`` (LLaVA / MMF TextVQA evaluator): both sides always go through the EvalAI processor.
 
 The official leave-one-out drops the answers *equal as dicts* to the held-out one (``item != gtAnsDatum``);
@@ -101,7 +102,7 @@ class _Memo(dict[str, str]):
 
 _clean = _Memo(clean_answer).__getitem__
 _official = _Memo(normalize_answer).__getitem__  # of cleaned text
-_lmms = _Memo(evalai_normalize).__getitem__  # of cleaned text
+_lmms_normalized = _Memo(lambda text: evalai_normalize(clean_answer(text))).__getitem__  # of raw text
 _evalai = _Memo(evalai_process).__getitem__  # of raw text
 _clean_normalized = _Memo(lambda text: normalize_answer(clean_answer(text))).__getitem__
 
@@ -132,11 +133,10 @@ def official_accuracy(pred: str, answers: tuple[str, ...], groups: Groups = None
 
 
 def lmms_eval_accuracy(pred: str, answers: tuple[str, ...], groups: Groups = None) -> float:
-    """lmms-eval vqav2 ``exact_match``: EvalAI-processed prediction, normalized again (as lmms-eval
-    does) when the answers differ."""
-    truths = _truths(answers, _lmms)
-    p = _evalai(pred)
-    return _accuracy(_lmms(p) if truths[1] else p, truths, groups)
+    """lmms-eval 0.7.3 ``vqav2_process_results`` behind its pipeline's ``strip()``: prediction and every
+    answer cleaned, then EvalAI's ``process_punctuation`` and ``process_digit_article`` (no
+    ``word_tokenize``); the leave-one-out as in vqaEval.py."""
+    return _accuracy(_lmms_normalized(pred), (tuple(map(_lmms_normalized, answers)), True), groups)
 
 
 def m4c_accuracy(pred: str, answers: tuple[str, ...], groups: Groups = None) -> float:
@@ -200,25 +200,19 @@ def _matched(variant: str, preds: list[str], answer_sets: list[Sequence[str]], k
     """VQA accuracy of questions with ``k`` answers each (see `batch_accuracy`)."""
     flat = list(chain.from_iterable(answer_sets))
     codes = _Codes()
-    if variant == "m4c":  # both sides always processed
-        processed = _CodeOf(_evalai, codes).__getitem__
-        truth = _array(map(processed, flat), len(flat)).reshape(-1, k)
-        pred = _array(map(processed, preds), len(preds))
+    if variant != "official":  # m4c, lmms-eval: both sides always processed
+        process = _CodeOf(_evalai if variant == "m4c" else _lmms_normalized, codes).__getitem__
+        truth = _array(map(process, flat), len(flat)).reshape(-1, k)
+        pred = _array(map(process, preds), len(preds))
     else:
-        normalize = _official if variant == "official" else _lmms
         cleaned = _array(map(_CodeOf(_clean, codes).__getitem__, flat), len(flat)).reshape(-1, k)
         # normalized when the cleaned answers are not all identical (one answer: never)
         differ = (cleaned != cleaned[:, :1]).any(axis=1) if k > 1 else np.zeros(len(preds), dtype=bool)
         names = list(codes)  # code -> cleaned string
-        normalized = _array(map(codes.__getitem__, map(normalize, names)), len(names))  # cleaned -> normalized
+        normalized = _array(map(codes.__getitem__, map(_official, names)), len(names))  # cleaned -> normalized
         truth = np.where(differ[:, None], normalized[cleaned], cleaned)
-        if variant == "official":
-            plain = _array(map(_CodeOf(_clean, codes).__getitem__, preds), len(preds))
-            both = _array(map(_CodeOf(_clean_normalized, codes).__getitem__, preds), len(preds))
-        else:  # lmms-eval: the EvalAI-processed prediction, normalized again when the answers differ
-            processed = [_evalai(p) for p in preds]
-            plain = _array(map(codes.__getitem__, processed), len(preds))
-            both = _array(map(codes.__getitem__, map(_lmms, processed)), len(preds))
+        plain = _array(map(_CodeOf(_clean, codes).__getitem__, preds), len(preds))
+        both = _array(map(_CodeOf(_clean_normalized, codes).__getitem__, preds), len(preds))
         pred = np.where(differ, both, plain)
     match = truth == pred[:, None]
     total = match.sum(axis=1)

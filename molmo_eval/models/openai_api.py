@@ -10,6 +10,13 @@ exponential backoff and jitter (a 429's ``Retry-After`` is honoured), then recor
 sample's failure (``Generation.error``). Failures are never cached, so a re-run sends exactly the
 failed samples again. HTTP 401/403/404 stop the run with a ConfigError: no request can succeed.
 
+When the model starts it reads the server's ``GET /v1/models``: a server that advertises how its model
+writes points and which prompts it wants (`molmo-eval serve` does, as ``"molmo_eval": {"coord_space",
+"prompt_style"}`` on the model's entry) sets ``coordinate_space`` and ``prompt_style`` unless they are
+given; a given value that contradicts the server's is kept, with a warning that says so. Servers that
+advertise nothing (vLLM, OpenAI) keep the defaults (Molmo's percent and prompts); ``discover=false``
+skips the query.
+
 The API key is read from the environment variable named by ``api_key_env`` and is never stored in
 records, logs, the cache or the fingerprint. Other answers of the server that are not about the key
 (400 for a too-large image, say) fail the one sample without retries.
@@ -25,6 +32,7 @@ import base64
 import hashlib
 import io
 import json
+import logging
 import os
 import random
 import threading
@@ -39,6 +47,7 @@ from molmo_eval.core.types import CoordSpace, Generation, Image, Request
 from molmo_eval.core.version import __version__
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 COORD_ALIASES = {"molmo": CoordSpace.PERCENT}  # Molmo writes <point x="45.5" y="67.0"> in percent
 RETRY_STATUS = frozenset({408, 409, 425, 429})  # plus every 5xx
@@ -65,6 +74,8 @@ class ClientSettings:
     max_backoff: float = 30.0
     send_hints: bool = False  # add {"molmo_eval": {answer_kind, task}} (read by `molmo-eval serve`)
     fingerprint: str | None = None  # share a cache across servers that serve the same weights
+    discover: bool = True  # read the coordinate space and prompt style the server advertises
+    given: frozenset[str] = frozenset()  # which of coordinate_space / prompt_style the user set
 
     @property
     def url(self) -> str:
@@ -81,6 +92,7 @@ _ARGS = (
     "prompt_style",
     "send_hints",
     "fingerprint",
+    "discover",
     *_INT_ARGS,
     *_FLOAT_ARGS,
 )
@@ -131,10 +143,12 @@ def parse_settings(args: Mapping[str, Any]) -> ClientSettings:
                     raise ValueError
             except (TypeError, ValueError):
                 problems.append(f"--model-args {name}={args[name]!r}: expected a {cast.__name__} >= {lo}")
-    flag = str(args.get("send_hints", "false")).lower()
-    if flag not in ("true", "false", "1", "0", "yes", "no"):
-        problems.append(f"--model-args send_hints={flag!r}: expected true or false")
-    kw["send_hints"] = flag in ("true", "1", "yes")
+    for name, default in (("send_hints", "false"), ("discover", "true")):
+        flag = str(args.get(name, default)).lower()
+        if flag not in ("true", "false", "1", "0", "yes", "no"):
+            problems.append(f"--model-args {name}={flag!r}: expected true or false")
+        kw[name] = flag in ("true", "1", "yes")
+    kw["given"] = frozenset(k for k in ("coordinate_space", "prompt_style") if args.get(k))
     for name in ("api_key_env", "prompt_style", "fingerprint"):
         if args.get(name):
             kw[name] = str(args[name])
@@ -149,6 +163,45 @@ def parse_settings(args: Mapping[str, Any]) -> ClientSettings:
 
 
 # --- pure helpers -------------------------------------------------------------------------------
+
+
+def advertised(models_body: Any, model: str) -> dict[str, str]:
+    """What a ``GET /models`` answer says about ``model``: ``coord_space`` and ``prompt_style`` from the
+    entry's ``molmo_eval`` block (`molmo-eval serve` writes it); {} when the server says nothing."""
+    data = models_body.get("data") if isinstance(models_body, dict) else None
+    for entry in data if isinstance(data, list) else ():
+        if isinstance(entry, dict) and entry.get("id") == model and isinstance(entry.get("molmo_eval"), dict):
+            hints = entry["molmo_eval"]
+            return {k: hints[k] for k in ("coord_space", "prompt_style") if isinstance(hints.get(k), str)}
+    return {}
+
+
+def reconcile(s: ClientSettings, hints: Mapping[str, str]) -> tuple[ClientSettings, list[str]]:
+    """Settings with the server's advertised space and style where the user gave none, and a warning for
+    each given value that contradicts the server (the given value is kept: the user may mean it)."""
+    from dataclasses import replace
+
+    kw: dict[str, Any] = {}
+    warnings = []
+    for arg, attr, cast in (("coordinate_space", "coord_space", CoordSpace), ("prompt_style", "prompt_style", str)):
+        if attr not in hints:
+            continue
+        text = hints.get(attr, "")
+        try:
+            value = cast(text)
+        except ValueError:
+            warnings.append(f"the server advertises {attr} {text!r} for model {s.model!r}, which molmo-eval "
+                            f"does not know; keeping {getattr(s, attr)!r}")
+            continue
+        mine = getattr(s, attr)
+        if arg not in s.given:
+            kw[attr] = value
+        elif value != mine:
+            shown = mine.value if isinstance(mine, CoordSpace) else mine
+            warnings.append(f"--model-args {arg}={shown} contradicts the server, which advertises {attr} "
+                            f"{text!r} for model {s.model!r}; using {shown} (drop the argument to follow the server)")
+    return replace(s, **kw), warnings
+
 
 
 def backoff_delay(
@@ -295,11 +348,15 @@ class OpenAIModel:
         except ImportError:
             raise MissingDependency("httpx", "openai", "model 'openai'") from None
         self.settings = parse_settings(model_args)
+        self._api_key = os.environ[self.settings.api_key_env] if self.settings.api_key_env else None
+        if self.settings.discover:
+            self.settings, notes = reconcile(self.settings, self._server_hints())
+            for note in notes:
+                log.warning("model 'openai': %s", note)
         self.coord_space = self.settings.coord_space
         self.prompt_style = self.settings.prompt_style
         self.fingerprint = self.settings.fingerprint or _fingerprint(self.settings)
         self.counters = Counters()
-        self._api_key = os.environ[self.settings.api_key_env] if self.settings.api_key_env else None
         self._rng = random.Random()
         self._loop: _LoopThread | None = None
         self._clients: list[Any] = []
@@ -309,6 +366,20 @@ class OpenAIModel:
 
     def cache_extra(self, request: Request) -> str:
         return ""  # the output is a function of prompt, images and settings
+
+    def _server_hints(self) -> dict[str, str]:
+        """``GET {base_url}/models`` -> what the server advertises for our model ({} when it cannot say:
+        unreachable, no such endpoint, no hints; the run then finds out about the server as usual)."""
+        import httpx
+
+        headers = {"authorization": f"Bearer {self._api_key}"} if self._api_key else {}
+        try:
+            resp = httpx.get(self.settings.base_url.rstrip("/") + "/models", headers=headers,
+                             timeout=min(10.0, self.settings.timeout))
+            return advertised(resp.json(), self.settings.model) if resp.status_code == 200 else {}
+        except (httpx.HTTPError, ValueError) as e:
+            log.debug("model 'openai': no model list from %s (%s)", self.settings.base_url, e)
+            return {}
 
     def counts(self) -> dict[str, int]:
         """Requests, attempts, retries, failures and fault reasons so far (for the run record)."""

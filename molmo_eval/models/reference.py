@@ -49,6 +49,10 @@ class ReferenceModel:
         if unknown:
             raise ConfigError(f"--model-args: unknown argument(s) for model 'reference': "
                               f"{', '.join(sorted(unknown))} (expected checkpoint, threads, max_batch)")
+        from importlib.util import find_spec
+
+        if find_spec("torch") is None:  # located, not imported: a missing torch fails now, in one line
+            raise MissingDependency("torch", "model", "the reference model")
         path = Path(checkpoint).expanduser() if checkpoint else bundled_checkpoint()
         if not ((path / WEIGHTS).is_file() and (path / CONFIG).is_file()):
             raise ConfigError(f"--model-args checkpoint={path}: not a reference-model checkpoint "

@@ -16,6 +16,7 @@ import numpy as np
 
 from molmo_eval.core import registry
 from molmo_eval.core.errors import ConfigError, MolmoEvalError
+from molmo_eval.core.metric import Direction
 from molmo_eval.core.registry import plugin_metrics
 from molmo_eval.core.types import AnswerKind, MetricValue
 from molmo_eval.report.inputs import SampleStore
@@ -58,7 +59,7 @@ def choose_columns(entries: Sequence[Entry], metrics: str = "primary") -> tuple[
             chosen = [m.split(":", 1)[1] for m in wanted if m.split(":", 1)[0] == t and ":" in m]
             chosen = [m for m in chosen if m in names]
             chosen += [m for m in wanted if ":" not in m and m in names and m not in chosen]
-        cols += [Column(t, m, "", _higher_is_better(t, m, results[0])) for m in chosen]
+        cols += [Column(t, m, "", _direction(t, m, results[0])) for m in chosen]
     for m in wanted:
         t, sep, name = m.partition(":")
         if sep and not any(c.task == t and c.metric == name for c in cols):
@@ -76,13 +77,13 @@ def _title(c: Column, with_metric: bool) -> str:
     return f"{base} {METRIC_TITLES.get(c.metric, c.metric)}" if with_metric else base
 
 
-def _higher_is_better(task: str, metric: str, result: Any) -> bool:
+def _direction(task: str, metric: str, result: Any) -> Direction:
     try:
         plugin, _ = plugin_metrics(task, result)
     except Exception:  # an unreadable plugin: assume the usual direction
         plugin = None
     m = plugin.get(metric) if plugin is not None else None
-    return True if m is None else bool(m.higher_is_better)
+    return Direction.HIGHER if m is None else m.direction
 
 
 def order_entries(inputs: Inputs, layout: str) -> list[Entry]:
@@ -185,9 +186,9 @@ def _mark_best(columns: Sequence[Column], cells: list[list[Value]], digits: int)
     for j, c in enumerate(columns):
         shown = [_rounded(r[j].mv, digits) for r in cells]
         ok = [s for s in shown if s is not None]
-        if len(ok) < 2:
+        if len(ok) < 2 or c.direction is Direction.NONE:  # a descriptive number has no best
             continue
-        best = max(ok) if c.higher_is_better else min(ok)
+        best = max(ok) if c.direction is Direction.HIGHER else min(ok)
         for i, s in enumerate(shown):
             if s == best:
                 out[i][j] = replace(out[i][j], best=True)

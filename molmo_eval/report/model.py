@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from molmo_eval.core.errors import ConfigError
+from molmo_eval.core.metric import Direction
 from molmo_eval.core.types import MetricValue, RunRecord
 
 TASK_ORDER = ("vqav2", "textvqa", "gqa", "pope", "mmbench", "refcoco", "refcoco+", "refcocog", "pointqa")
@@ -74,7 +75,7 @@ class Column:
     task: str
     metric: str
     title: str
-    higher_is_better: bool = True
+    direction: Direction = Direction.HIGHER  # NONE: no "best" mark in this column
 
 
 @dataclass(frozen=True)

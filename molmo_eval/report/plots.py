@@ -38,17 +38,18 @@ FONT = {
 MAX_KEYS = 24  # breakdown groups with more keys are left to the tables
 
 
-def _mpl() -> Any:
+def matplotlib_agg(purpose: str = "plots in reports") -> Any:
+    """matplotlib with the file-only Agg backend, or one line naming the pip install that fixes it."""
     try:
         import matplotlib
     except ModuleNotFoundError:
-        raise MissingDependency("matplotlib", "plots", "plots in reports") from None
+        raise MissingDependency("matplotlib", None, purpose) from None
     matplotlib.use("Agg", force=True)
     return matplotlib
 
 
 def _figure(w: float, h: float) -> Any:
-    _mpl()
+    matplotlib_agg()
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -59,7 +60,7 @@ def _figure(w: float, h: float) -> Any:
 
 def figures(table: Any) -> list[tuple[str, Any]]:
     """(name, Figure) pairs for a table: every plot that its rows support."""
-    mpl = _mpl()
+    mpl = matplotlib_agg()
     with mpl.rc_context(FONT):
         out: list[tuple[str, Any]] = []
         if table.layout == "ablation":

@@ -90,7 +90,7 @@ class ReportSpec:
 
 
 def read_manifest(root: Path) -> list[ReportSpec]:
-    import tomllib
+    from molmo_eval.core.compat import tomllib
 
     path = root / MANIFEST
     try:

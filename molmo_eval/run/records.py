@@ -2,9 +2,11 @@
 index of the per-sample scores, see `molmo_eval.run.scores`) and ``report.md``.
 
 Every file is written atomically (temporary file in the same folder, fsync, rename), so a crash never
-leaves a half-written file; `molmo_eval.run.rundir` writes the folder as a whole, so it always holds
-one run. The record lists the digest, size and (for ``samples.jsonl``) line count of each other
-file in ``files``; `read_run` refuses a folder whose files disagree with its record, naming the file.
+leaves a half-written file, and with the permissions a plain ``open()`` gives (0644 under the usual
+umask), not the 0600 of the temporary file: CI artifact uploaders and other users read run folders.
+`molmo_eval.run.rundir` writes the folder as a whole, so it always holds one run. The record lists the
+digest, size and (for ``samples.jsonl``) line count of each other file in ``files``; `read_run` refuses
+a folder whose files disagree with its record, naming the file.
 Reports, gates and re-scoring read runs through this module only.
 
 ``samples.jsonl`` has one object per sample, in evaluation order::
@@ -55,15 +57,17 @@ class Staged:
 
 class StagedFile:
     """A file written chunk by chunk under a temporary name beside ``path`` (``.<name>.<random>.tmp``,
-    which `molmo_eval.run.rundir.clean_stale` removes if a run dies), digested as it is written;
-    `close` fsyncs it and returns the `Staged` file for the caller to rename into place, `discard`
-    removes it."""
+    which `molmo_eval.run.rundir.clean_stale` removes if a run dies), with the mode ``open()`` would
+    give it (`new_file_mode`), digested as it is written; `close` fsyncs it and returns the `Staged`
+    file for the caller to rename into place, `discard` removes it."""
 
     def __init__(self, path: Path, *, count_lines: bool = False):
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         self.path, self.tmp, self._count = path, Path(tmp), count_lines
         self._f = os.fdopen(fd, "wb")
+        if hasattr(os, "fchmod"):  # mkstemp makes 0600; the file gets the mode open() would give it
+            os.fchmod(fd, new_file_mode())
         self._h, self.bytes, self.lines = hashlib.sha256(), 0, 0
 
     def write(self, chunk: str) -> None:
@@ -91,7 +95,8 @@ class StagedFile:
 
 def stage(path: Path, text: str | Iterable[str], *, count_lines: bool = False) -> Staged:
     """Write ``text`` (or an iterable of chunks) to a temporary file beside ``path``, fsync it and
-    digest it. `Staged.tmp` is renamed into place by the caller (`atomic_write` does it at once)."""
+    digest it. `Staged.tmp` is renamed into place by the caller (`atomic_write` does it at once); it has
+    the mode ``open()`` would give the file (`new_file_mode`), not mkstemp's 0600."""
     f = StagedFile(path, count_lines=count_lines)
     try:
         for chunk in (text,) if isinstance(text, str) else text:
@@ -102,8 +107,23 @@ def stage(path: Path, text: str | Iterable[str], *, count_lines: bool = False) -
         raise
 
 
+def new_file_mode() -> int:
+    """The mode ``open()`` gives a new file: 0o666 less the process umask (read from /proc where there
+    is one, since setting the umask to read it is not thread-safe)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return 0o666 & ~int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def atomic_write(path: Path, text: str | Iterable[str]) -> None:
-    """Write ``text`` (or an iterable of chunks) to ``path`` atomically."""
+    """Write ``text`` (or an iterable of chunks) to ``path`` atomically, as ``open()`` would create it."""
     staged = stage(path, text)
     try:
         os.replace(staged.tmp, path)
@@ -179,6 +199,8 @@ def record_from_json(data: Any, path: object, field_prefix: str = "") -> RunReco
     if version >= 2 and not isinstance(data.get("files"), dict):
         raise DataError("missing the digests of the run's files", path=path, field=where("files"),
                         expected=f"an object listing {', '.join(RUN_FILES)} as written")
+    if version >= 2:
+        _check_lmms_keys(data, path, where)
     try:
         record = RunRecord.from_json(data)
         for name, tr in record.tasks.items():
@@ -187,6 +209,33 @@ def record_from_json(data: Any, path: object, field_prefix: str = "") -> RunReco
         return record
     except (KeyError, TypeError, ValueError, AttributeError) as e:
         raise DataError(f"malformed run record ({type(e).__name__}: {str(e)[:200]})", path=path) from None
+
+
+def _check_lmms_keys(data: dict[str, Any], path: object, where: Any) -> None:
+    """The keys written for lmms-eval readers (schema 2), each of the shape the readers rely on (the
+    gate reads metric directions from ``configs``). Records written before them lack them: allowed."""
+    def bad(name: str, got: Any, expected: str) -> DataError:
+        return DataError(f"is {str(got)[:80]!r}", path=path, field=where(name), expected=expected)
+
+    for name in ("package_versions", "versions", "higher_is_better", "n-shot", "configs", "n-samples"):
+        if name in data and not isinstance(data[name], dict):
+            raise bad(name, data[name], "an object keyed by task (or by package)")
+    ws = data.get("world_size", 1)
+    if type(ws) is not int or ws < 1:
+        raise bad("world_size", ws, "a positive integer")
+    for task, n in (data.get("n-samples") or {}).items():
+        if not isinstance(n, dict) or any(type(n.get(k, 0)) is not int or n.get(k, 0) < 0
+                                          for k in ("original", "effective")):
+            raise bad(f"n-samples.{task}", n, '{"original": int >= 0, "effective": int >= 0}')
+    for task, cfg in (data.get("configs") or {}).items():
+        if not isinstance(cfg, dict):
+            raise bad(f"configs.{task}", cfg, "an object")
+        metrics = cfg.get("metric_list", [])
+        if not isinstance(metrics, list) or not all(
+                isinstance(m, dict) and isinstance(m.get("metric"), str)
+                and m.get("higher_is_better") in (True, False, None) for m in metrics):
+            raise bad(f"configs.{task}.metric_list", metrics,
+                      'a list of {"metric": name, "higher_is_better": true, false or null}')
 
 
 # --- the folder agrees with its record ---------------------------------------------------------

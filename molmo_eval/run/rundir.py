@@ -3,10 +3,11 @@
 Before any sample is generated, `check_output_path` refuses what would fail only at the end: an
 output path that is a file, a parent that is not a writable folder, and a folder that holds another
 run. "Another run" is a finished run of a different evaluation (other tasks, model, model arguments,
-splits, variants, data, limit, seed, prompt style or bootstrap); the same command run again is the
-same run (it resumes from the cache, retries failed samples and replaces the folder's files), so
-only ``--overwrite`` lets a different evaluation replace a run. Leftover temporary files of an
-earlier, interrupted write are removed.
+splits, variants, data, limit, seed, prompt style, generation settings (--gen-kwargs), bootstrap, or
+another scored prediction file); the same command run again is the same run (it resumes from the
+cache, retries failed samples and replaces the folder's files), so only ``--overwrite`` lets a
+different evaluation replace a run. Leftover temporary files of an earlier, interrupted write are
+removed.
 
 `write_run` writes the folder in the "clear first" way, with everything staged before anything is
 cleared: every new file is written and fsynced under a temporary name, then the old
@@ -45,11 +46,12 @@ from molmo_eval.run.scores import scores_text
 
 # the configuration keys that say what was evaluated (the others say how: batch size, cache, device...)
 IDENTITY_KEYS = ("tasks", "model", "model_args", "limit", "seed", "data_root", "data_dirs", "splits",
-                 "variants", "prompt_style", "bootstrap")
+                 "variants", "prompt_style", "gen_kwargs", "bootstrap", "predictions")
 
 
 def identity(config: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: config.get(k) for k in IDENTITY_KEYS}
+    # gen_kwargs: a record written before --gen-kwargs existed ran with none
+    return {k: config.get(k) or {} if k == "gen_kwargs" else config.get(k) for k in IDENTITY_KEYS}
 
 
 def check_output_path(path: Path, config: Mapping[str, Any], *, overwrite: bool,
@@ -76,7 +78,8 @@ def check_output_path(path: Path, config: Mapping[str, Any], *, overwrite: bool,
         raise ConfigError(f"{flag} {path} holds a run record that cannot be read ({e}); pass --overwrite "
                           "to replace it, or choose another folder") from None
     if identity(old.config) != identity(config):
-        differ = [k for k in IDENTITY_KEYS if old.config.get(k) != config.get(k)]
+        was, now = identity(old.config), identity(config)
+        differ = [k for k in IDENTITY_KEYS if was[k] != now[k]]
         raise ConfigError(
             f"{flag} {path} holds another run ({old.run_id}: model {old.model.name}, tasks "
             f"{', '.join(old.tasks) or '-'}, created {old.created}; it differs in {', '.join(differ)}); "

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from molmo_eval.core import registry
-from molmo_eval.core.config import RunConfig, build
+from molmo_eval.core.config import RunConfig, build, generation_settings, limit_count
 from molmo_eval.core.errors import ConfigError, MolmoEvalError
 from molmo_eval.core.heap import gc_frozen
 from molmo_eval.core.model import Model
@@ -59,7 +59,7 @@ from molmo_eval.run.loading import load_split
 from molmo_eval.run.progress import Progress
 from molmo_eval.run.samplelog import LineSpool, Parts, SampleLog, line_parts
 from molmo_eval.run.scores import TaskRows
-from molmo_eval.run.scoring import summarize_columns
+from molmo_eval.run.scoring import summarize_columns, task_config
 
 __all__ = ["Outcome", "evaluate", "generate_safe", "run"]
 
@@ -72,6 +72,7 @@ class PreparedTask:
     data_dir: Path
     samples: list[Sample]
     digests: dict[str, str]
+    n_original: int = 0  # samples in the splits before --limit
 
 
 @dataclass
@@ -102,9 +103,10 @@ def evaluate(tasks: str | Sequence[str], model: str | Model = "reference", *,
              model_args: dict[str, str] | None = None, progress: bool = False, **settings: Any) -> RunRecord:
     """Evaluate ``model`` (a registered name or a `Model` object) on ``tasks`` and return the record.
 
-    ``settings`` are RunConfig fields: batch_size, limit, seed, output_path, overwrite, data_root, splits,
-    variants, max_failures (a count or "P%"), use_cache, cache_dir, bootstrap, ... (see
-    `molmo_eval.core.config`). The record's ``status`` says whether every sample scored ("ok")."""
+    ``settings`` are RunConfig fields: batch_size, limit (N groups of each split, or a fraction < 1),
+    seed, output_path, overwrite, data_root, splits, variants, gen_kwargs, max_failures (a count or
+    "P%"), use_cache, cache_dir, bootstrap, ... (see `molmo_eval.core.config`). The record's
+    ``status`` says whether every sample scored ("ok")."""
     name = model if isinstance(model, str) else model.name
     cfg = build(tasks, model=name, model_args=model_args or {}, **settings)
     return run(cfg, model=None if isinstance(model, str) else model, show_progress=progress).record
@@ -184,11 +186,14 @@ def _evaluate(cfg: RunConfig, model: Model, cache: ResponseCache | None, prepare
     timings["total"] = time.perf_counter() - t0
     record = RunRecord(
         run_id=uuid.uuid4().hex[:12], created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        status=run_status(errors, n_failed_total, allowed), config=cfg.to_json(), versions=versions(),
+        status=run_status(errors, n_failed_total, allowed), config=cfg.to_json(), packages=versions(),
         model=ModelInfo(model.name, model.fingerprint, model.coord_space.value,
                         {k: v for k, v in cfg.to_json()["model_args"].items()}),
         tasks=results, timings=timings, n_failed=n_failed_total, errors=tuple(errors),
         counts={"samples": n_samples, "model_calls": calls, "cache_hits": hits, **extra},
+        task_configs={p.task.name: run_config(p, cfg, model) for p in prepared if p.task.name in results},
+        n_original={p.task.name: p.n_original for p in prepared if p.task.name in results},
+        world_size=1 if group is None else group.world,
     )
     if group is not None:
         record = group.broadcast(record if group.is_main else None)
@@ -286,11 +291,13 @@ def prepare_tasks(cfg: RunConfig) -> list[PreparedTask]:
             d = task_dir(task, cfg)
             samples: list[Sample] = []
             digests: dict[str, str] = {}
+            n_original = 0
             for split in splits:
                 loaded, split_digests = load_split(task, d, split)
-                samples.extend(loaded[: cfg.limit] if cfg.limit is not None else loaded)
+                n_original += len(loaded)
+                samples.extend(apply_limit(task, loaded, cfg.limit))
                 digests.update(split_digests)
-            out.append(PreparedTask(task, d, samples, digests))
+            out.append(PreparedTask(task, d, samples, digests, n_original))
         except MolmoEvalError as e:
             problems.append(e)
     if len(problems) == 1:
@@ -298,6 +305,18 @@ def prepare_tasks(cfg: RunConfig) -> list[PreparedTask]:
     if problems:
         raise ConfigError([str(e) for e in problems])
     return out
+
+
+def apply_limit(task: Task, samples: Sequence[Sample], limit: int | float | None) -> list[Sample]:
+    """The samples of the first ``limit`` groups of a split (`Task.limit_group`; a fraction counts
+    groups too), in file order: a metric that needs a whole group never sees part of one."""
+    if limit is None:
+        return list(samples)
+    order: dict[str, None] = {}
+    for s in samples:
+        order.setdefault(task.limit_group(s), None)
+    keep = set(list(order)[:limit_count(limit, len(order))])
+    return [s for s in samples if task.limit_group(s) in keep]
 
 
 def open_cache(cfg: RunConfig, model: Model) -> ResponseCache | None:
@@ -383,7 +402,7 @@ def evaluate_shard(p: PreparedTask, model: Model, cache: ResponseCache | None, c
     goes to the spool as soon as it is scored."""
     task = p.task
     style = cfg.prompt_style or model.prompt_style
-    settings = task.generation_settings()
+    settings = generation_settings(task.generation_settings(), cfg.gen_kwargs)
     out = Shard(index=[], lines=LineSpool() if keep_lines else None)
     prog.start(label, len(index))
     batches = [index[i:i + cfg.batch_size] for i in range(0, len(index), cfg.batch_size)]
@@ -559,6 +578,13 @@ def _decoded(reqs: list[Request], pool: ThreadPoolExecutor | None) -> list[Reque
 
 
 # --- record ----------------------------------------------------------------------------------
+
+def run_config(p: PreparedTask, cfg: RunConfig, model: Model) -> dict[str, Any]:
+    """The record's ``configs`` entry of a task: what it was run with (`scoring.task_config`)."""
+    settings = generation_settings(p.task.generation_settings(), cfg.gen_kwargs)
+    return task_config(p.task, task_splits(p.task, cfg), settings, data_dir=str(p.data_dir), limit=cfg.limit,
+                       prompt_style=cfg.prompt_style or model.prompt_style, coord_space=model.coord_space.value)
+
 
 def versions() -> dict[str, str]:
     out = {"molmo_eval": __version__, "python": platform.python_version()}

@@ -14,7 +14,15 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from molmo_eval.core.task import ParseContext, Task
-from molmo_eval.core.types import Answer, CoordSpace, Generation, Sample, SampleScore, TaskResult
+from molmo_eval.core.types import (
+    Answer,
+    CoordSpace,
+    Generation,
+    GenerationSettings,
+    Sample,
+    SampleScore,
+    TaskResult,
+)
 from molmo_eval.metrics import stats
 
 
@@ -71,6 +79,20 @@ def summarize_columns(task: Task, samples: Sequence[Sample], scores: Sequence[Sa
         primary_metric=task.primary_metric, data_digests=dict(digests or {}), seconds=seconds,
     )
     return Summary(result, final, cols)
+
+
+def task_config(task: Task, splits: Sequence[str], settings: GenerationSettings | None, **extra: Any
+                ) -> dict[str, Any]:
+    """How a task was run, for the record's ``configs`` (lmms-eval's key: one entry per task with its
+    generation kwargs, metric list and metadata version); ``extra`` adds run details (data_dir, limit...)."""
+    out: dict[str, Any] = {"task": task.name, "variant": task.variant, "splits": list(splits),
+                           "answer_kind": task.answer_kind.value, "primary_metric": task.primary_metric}
+    if settings is not None:
+        out["generation_kwargs"] = {"max_new_tokens": settings.max_new_tokens, "temperature": settings.temperature,
+                                    "do_sample": settings.temperature > 0, "until": list(settings.stop)}
+    out["metric_list"] = [{"metric": m.name, "higher_is_better": m.higher_is_better} for m in task.metrics()]
+    out["metadata"] = {"version": task.version}
+    return {**out, **extra}
 
 
 def sample_line(sample: Sample, prompt: str, gen: Generation | None, answer: Answer | None,

@@ -30,7 +30,16 @@ def rows(record: RunRecord) -> list[tuple[str, str, str, str, str]]:
     return out
 
 
-def print_table(record: RunRecord, stream: TextIO | None = None) -> None:
+def cache_line(record: RunRecord) -> str:
+    """Where the outputs came from: "430 samples, 430 from cache, 0 model calls"."""
+    c = record.counts
+    off = " (cache off)" if record.config.get("use_cache") is False else ""
+    return (f"{c.get('samples', 0)} samples, {c.get('cache_hits', 0)} from cache{off}, "
+            f"{c.get('model_calls', 0)} model calls")
+
+
+def print_table(record: RunRecord, stream: TextIO | None = None, *, counts: bool = True) -> None:
+    """The run's metrics table; ``counts`` adds the `cache_line` (off when re-scoring a saved run)."""
     from rich.console import Console
     from rich.table import Table
 
@@ -48,6 +57,8 @@ def print_table(record: RunRecord, stream: TextIO | None = None) -> None:
                           f"of {tr.n} samples[/yellow]")
     for err in record.errors:
         console.print(f"[red]error: {err}[/red]")
+    if counts and record.counts:
+        console.print(cache_line(record), highlight=False)
 
 
 def markdown_report(record: RunRecord) -> str:
@@ -57,7 +68,7 @@ def markdown_report(record: RunRecord) -> str:
         f"- model: `{record.model.name}` (fingerprint `{record.model.fingerprint}`, points in "
         f"{record.model.coord_space})",
         f"- created: {record.created} · status: **{record.status}** · molmo-eval "
-        f"{record.versions.get('molmo_eval', '?')}",
+        f"{record.packages.get('molmo_eval', '?')}",
         f"- wall time: {record.timings.get('total', 0):.1f} s",
         "",
         "| Task | Metric | Value (%) | 95% CI | n |",

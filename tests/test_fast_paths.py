@@ -195,6 +195,23 @@ def test_batch_accuracy_is_the_per_question_accuracy_bit_for_bit(variant: str, n
     assert batch == one  # exact: the same float operations in the same order
 
 
+@pytest.mark.parametrize("variant", sorted(vqa.SCORERS))
+@pytest.mark.parametrize("limit", [3, 1 << 21])
+def test_codes_kept_from_batch_to_batch_change_no_value(variant: str, limit: int,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Batch after batch on one kept code table (or one started afresh every few strings), each
+    batch with strings of its own and strings met before, as a split scored in chunks is."""
+    monkeypatch.setattr(vqa, "_coders", {})
+    monkeypatch.setattr(vqa, "_CODER_LIMIT", limit)
+    rng = random.Random(limit)
+    for b in range(4):
+        words = WORDS + [f"new{b} {w}" for w in WORDS[:8]]
+        sets = [[rng.choice(words) for _ in range(10)] for _ in range(400)]
+        preds = [rng.choice(words) for _ in sets]
+        batch = vqa.batch_accuracy(variant, preds, sets, [None] * len(sets))
+        assert batch == [vqa.SCORERS[variant](p, tuple(a)) for p, a in zip(preds, sets)], b
+
+
 # --- scoring many samples at once, under the guard -----------------------------------------------
 
 def _outputs(rng: random.Random, samples: list) -> list[Generation | None]:

@@ -177,10 +177,15 @@ _MIN_BATCH = 256  # below this, numpy's per-call cost exceeds what it saves
 
 
 class _Codes(dict[str, int]):
-    """An integer per distinct string, in order of first lookup."""
+    """An integer per distinct string, in order of first lookup; ``names[code]`` is the string."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.names: list[str] = []
 
     def __missing__(self, key: str) -> int:
-        code = self[key] = len(self)
+        code = self[key] = len(self.names)
+        self.names.append(key)
         return code
 
 
@@ -196,23 +201,60 @@ class _CodeOf(dict[str, int]):
         return code
 
 
+class _Coder:
+    """The codes of one variant, kept from batch to batch (a split is scored in chunks, and most of a
+    chunk's strings were met in an earlier one), so a raw string costs a Python call once; bounded:
+    `_coder` starts afresh past ``_CODER_LIMIT`` strings."""
+
+    def __init__(self, variant: str):
+        self.codes = _Codes()
+        if variant == "official":
+            self.clean = _CodeOf(_clean, self.codes).__getitem__
+            self.clean_normalized = _CodeOf(_clean_normalized, self.codes).__getitem__
+        else:  # m4c, lmms-eval: both sides always processed
+            self.clean = _CodeOf(_evalai if variant == "m4c" else _lmms_normalized, self.codes).__getitem__
+        self._normalized = np.zeros(0, dtype=np.int64)  # code -> code of its official normalization; -1: not yet
+
+    def normalized(self, needed: np.ndarray) -> np.ndarray:
+        """code -> the code of `_official` of its string, for (at least) the codes in ``needed``."""
+        table = self._grown()
+        for c in needed[table[needed] < 0].tolist():
+            table[c] = self.codes[_official(self.codes.names[c])]  # may add codes: grown again below
+        return self._grown()
+
+    def _grown(self) -> np.ndarray:
+        n, old = len(self.codes.names), self._normalized
+        if len(old) < n:
+            self._normalized = np.concatenate([old, np.full(max(n - len(old), len(old)), -1, dtype=np.int64)])
+        return self._normalized
+
+
+_CODER_LIMIT = 1 << 21
+_coders: dict[str, _Coder] = {}
+
+
+def _coder(variant: str) -> _Coder:
+    coder = _coders.get(variant)
+    if coder is None or len(coder.codes) > _CODER_LIMIT:
+        coder = _coders[variant] = _Coder(variant)
+    return coder
+
+
 def _matched(variant: str, preds: list[str], answer_sets: list[Sequence[str]], k: int) -> np.ndarray:
     """VQA accuracy of questions with ``k`` answers each (see `batch_accuracy`)."""
     flat = list(chain.from_iterable(answer_sets))
-    codes = _Codes()
+    coder = _coder(variant)
     if variant != "official":  # m4c, lmms-eval: both sides always processed
-        process = _CodeOf(_evalai if variant == "m4c" else _lmms_normalized, codes).__getitem__
-        truth = _array(map(process, flat), len(flat)).reshape(-1, k)
-        pred = _array(map(process, preds), len(preds))
+        truth = _array(map(coder.clean, flat), len(flat)).reshape(-1, k)
+        pred = _array(map(coder.clean, preds), len(preds))
     else:
-        cleaned = _array(map(_CodeOf(_clean, codes).__getitem__, flat), len(flat)).reshape(-1, k)
+        cleaned = _array(map(coder.clean, flat), len(flat)).reshape(-1, k)
         # normalized when the cleaned answers are not all identical (one answer: never)
         differ = (cleaned != cleaned[:, :1]).any(axis=1) if k > 1 else np.zeros(len(preds), dtype=bool)
-        names = list(codes)  # code -> cleaned string
-        normalized = _array(map(codes.__getitem__, map(_official, names)), len(names))  # cleaned -> normalized
+        normalized = coder.normalized(np.unique(cleaned[differ]))  # cleaned -> normalized
         truth = np.where(differ[:, None], normalized[cleaned], cleaned)
-        plain = _array(map(_CodeOf(_clean, codes).__getitem__, preds), len(preds))
-        both = _array(map(_CodeOf(_clean_normalized, codes).__getitem__, preds), len(preds))
+        plain = _array(map(coder.clean, preds), len(preds))
+        both = _array(map(coder.clean_normalized, preds), len(preds))
         pred = np.where(differ, both, plain)
     match = truth == pred[:, None]
     total = match.sum(axis=1)

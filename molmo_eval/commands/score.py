@@ -166,7 +166,6 @@ def _lines_by_task(run: Any) -> dict[str, list[dict[str, Any]]]:
 def score_predictions(args: argparse.Namespace) -> int:
     from molmo_eval.core import registry
     from molmo_eval.core.heap import gc_frozen
-    from molmo_eval.run import rundir
     from molmo_eval.run.loading import load_split
 
     if not args.task:
@@ -177,6 +176,8 @@ def score_predictions(args: argparse.Namespace) -> int:
     data_dir = _data_dir(task, scoped(args.data_root, "--data-root", [args.task]))
     config = predictions_config(args, task, split, data_dir)
     if args.output_path is not None:  # before anything is read or scored, as a run checks its folder
+        from molmo_eval.run import rundir  # (imported only to write: the run-folder code is 30 ms)
+
         rundir.check_output_path(args.output_path, config, overwrite=args.overwrite)
     # the data files' digests go into a written record; without one nothing would list them
     samples, digests = load_split(task, data_dir, split, digests=args.output_path is not None)

@@ -218,7 +218,7 @@ class _Coder:
     def normalized(self, needed: np.ndarray) -> np.ndarray:
         """code -> the code of `_official` of its string, for (at least) the codes in ``needed``."""
         table = self._grown()
-        for c in needed[table[needed] < 0].tolist():
+        for c in set(needed[table[needed] < 0].tolist()):  # (a set: np.unique imports numpy.ma, 15 ms)
             table[c] = self.codes[_official(self.codes.names[c])]  # may add codes: grown again below
         return self._grown()
 
@@ -251,7 +251,7 @@ def _matched(variant: str, preds: list[str], answer_sets: list[Sequence[str]], k
         cleaned = _array(map(coder.clean, flat), len(flat)).reshape(-1, k)
         # normalized when the cleaned answers are not all identical (one answer: never)
         differ = (cleaned != cleaned[:, :1]).any(axis=1) if k > 1 else np.zeros(len(preds), dtype=bool)
-        normalized = coder.normalized(np.unique(cleaned[differ]))  # cleaned -> normalized
+        normalized = coder.normalized(cleaned[differ].ravel())  # cleaned -> normalized
         truth = np.where(differ[:, None], normalized[cleaned], cleaned)
         plain = _array(map(coder.clean, preds), len(preds))
         both = _array(map(coder.clean_normalized, preds), len(preds))

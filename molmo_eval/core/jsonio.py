@@ -73,7 +73,7 @@ def dumps(obj: Any, *, indent: int | None = None, allow_nan: bool = False) -> st
 
 
 @cache
-def fast_decoder() -> Callable[[Any], Any] | None:
+def fast_decoder() -> Callable[..., Any] | None:
     """msgspec's JSON decoder, or None where msgspec is not installed (the standard library then reads)."""
     try:
         import msgspec

@@ -58,7 +58,8 @@ class _Gathered(Mapping[str, np.ndarray]):
     first use: a metric pays only for the columns it reads."""
 
     def __init__(self, cols: Columns, idx: np.ndarray):
-        self._cols, self._idx, self._done = cols, idx, {}
+        self._cols, self._idx = cols, idx
+        self._done: dict[str, np.ndarray] = {}
 
     def __getitem__(self, key: str) -> np.ndarray:
         if key not in self._done:

@@ -158,7 +158,8 @@ class _Lru:
     """A small least-recently-used map (one process, one thread: the runner calls generate serially)."""
 
     def __init__(self, capacity: int):
-        self.capacity, self._d = capacity, OrderedDict()
+        self.capacity = capacity
+        self._d: OrderedDict[str, Any] = OrderedDict()
 
     def __contains__(self, key: str) -> bool:
         return key in self._d

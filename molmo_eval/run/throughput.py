@@ -1,8 +1,8 @@
 """Generation throughput of a run (a grid cell's evaluation), measured in that run.
 
-`Timed` wraps the model an evaluation (the grid's `evaluate_cell`) hands to the runner: it times every ``generate`` call
-and counts the tokens generated (the model's own tokenizer when it has one, else words and
-punctuation marks). The runner records a model's ``counts()`` in the run record as
+`Timed` wraps the model an evaluation (the grid's `evaluate_cell`) hands to the runner: it times
+every ``generate`` call and counts the tokens generated (the model's own tokenizer, plus the end-of-sequence token, when it
+has one; else words and punctuation marks). The runner records a model's ``counts()`` in the run record as
 ``model_<name>`` counts, so ``model_generated_tokens`` and ``model_generate_ms`` travel with the
 RunRecord into the grid record and the reports (`tokens_per_s`). Outputs served from the response
 cache are not generated, so a run answered entirely from the cache has no throughput (undefined,
@@ -42,7 +42,9 @@ class Timed:
     def _count(self, text: str) -> int:
         tok = getattr(self._model, "tok", None)
         encode = getattr(tok, "encode", None)
-        return len(encode(text)) if callable(encode) else len(_WORDS.findall(text))
+        # the model's tokens plus the end-of-sequence token it decoded to stop (an empty answer is
+        # still one decoding step)
+        return len(encode(text)) + 1 if callable(encode) else len(_WORDS.findall(text))
 
     def counts(self) -> dict[str, int]:
         inner = getattr(self._model, "counts", None)
@@ -54,6 +56,6 @@ def tokens_per_s(counts: Mapping[str, Any]) -> float:
     """Generated tokens per second of generation time in a record's counts (NaN: nothing generated
     in that run, e.g. every output came from the response cache, or no measurement)."""
     tokens, ms = counts.get(TOKENS), counts.get(MILLIS)
-    if not tokens or not ms:
+    if tokens is None or not ms:
         return float("nan")
     return 1000.0 * float(tokens) / float(ms)

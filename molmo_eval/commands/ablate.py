@@ -116,7 +116,12 @@ def handle(args: argparse.Namespace) -> int:
     )
     try:
         state = run_grid(
-            spec, args.out, executor, cache=args.cache_dir, log=None if args.quiet else eprint, quiet=args.quiet
+            spec,
+            args.out,
+            executor,
+            cache=args.cache_dir,
+            log=None if args.quiet else eprint,
+            quiet=args.quiet,
         )
     finally:
         executor.close()

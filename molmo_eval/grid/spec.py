@@ -1,5 +1,5 @@
-"""The grid spec: the axes of an ablation (stages x data size x pointing x captions [x seed]) with the settings
-shared by every cell, parsed and validated (every problem at once) from ``--grid`` flags, a TOML file
+"""The grid spec: the axes of an ablation (stages x data size x pointing x captions [x seed]) with the
+settings shared by every cell, parsed and validated (every problem at once) from ``--grid`` flags, a TOML file
 and other flags; `GridSpec.cells` is their cross product.
 """
 

@@ -341,7 +341,8 @@ def text_point(points: tuple[Point, ...] | list[Point], width: int, height: int)
     return f"({point_bin(x, width)}, {point_bin(y, height)})"
 
 
-def refer_text_stream(seed: int = 0, *, start: int = 0, step: int = 1, per_scene: int = 3) -> Iterator[Example]:
+def refer_text_stream(seed: int = 0, *, start: int = 0, step: int = 1,
+                      per_scene: int = 3) -> Iterator[Example]:
     """The single-target referring examples of `point_stream` (same prompts, its own scenes), with
     the answer written as plain-text coordinates (`text_point`) instead of point tokens; no
     multi-point, counting, "none" or point-and-ask examples."""

@@ -51,8 +51,10 @@ def test_tiny_preset_brings_the_paper_axes_and_flags_win():
     assert spec.pointing == ("off", "on", "only") and spec.captions == ("clean", "noisy×10")
     assert spec.tasks == ("vqav2", "gqa", "refcoco", "pointqa") and spec.bench_size == "tiny"
     assert len(spec.cells()) == 18 and "captions" in spec.varying
-    mine = load_spec(None, ["pointing=on"], {"preset": "tiny", "tasks": "vqav2", "limit": 2})
-    assert mine.pointing == ("on",) and mine.tasks == ("vqav2",) and mine.limit == 2
+    mine = load_spec(None, [], {"preset": "tiny", "tasks": "vqav2", "limit": 2})
+    assert mine.pointing == ("off", "on", "only") and mine.tasks == ("vqav2",) and mine.limit == 2
+    axes = load_spec(None, ["pointing=on"], {"preset": "tiny", "tasks": "vqav2"})  # axes given: model preset only
+    assert axes.pointing == ("on",) and axes.captions == ("clean",) and axes.limit is None
     assert load_spec(None, [], {"tasks": "vqav2"}).captions == ("clean",)  # small: no preset axes
 
 
@@ -284,3 +286,43 @@ def test_all_zero_panel_gets_a_sensible_axis_and_nan_is_marked(tmp_path):
 
 def _unused(p: Path) -> None:  # keep imports honest for linters
     del p
+
+
+# --- quiet training and the tiny grid end to end --------------------------------------------------
+
+
+def test_quiet_silences_the_training_bars(tmp_path, capfd):
+    from molmo_eval.grid.jobs import train_stage
+    from molmo_eval.grid.plan import make_plan
+
+    spec = load_spec(None, ["stages=1", "pointing=on", "captions=noisy×1"],
+                     {"tasks": "vqav2", "preset": "tiny", "bench": False})
+    plan = make_plan(spec)
+    (chain,) = plan.chains.values()
+    train_stage(plan.stages[chain[0]], str(tmp_path / "q"), True)
+    train_stage(plan.stages[chain[1]], str(tmp_path / "q"), True)
+    assert capfd.readouterr().err == ""
+    train_stage(plan.stages[chain[0]], str(tmp_path / "loud"), False)
+    assert "stage 0" in capfd.readouterr().err
+
+
+@pytest.mark.slow
+def test_tiny_grid_end_to_end(tmp_path, capfd):
+    """`molmo-eval ablate --preset tiny` builds its data, trains, evaluates and reports (about a minute)."""
+    import json
+
+    from molmo_eval.cli import main
+
+    out = tmp_path / "grid"
+    assert main(["ablate", "--preset", "tiny", "--out", str(out), "--threads", "1", "--quiet"]) == 0
+    err = capfd.readouterr().err
+    assert "stage 1 caption [" not in err  # no training bars under --quiet
+    doc = json.loads((out / "grid.json").read_text())
+    assert doc["complete"] and len(doc["cells"]) == 18
+    assert all(c["record"]["counts"]["model_generated_tokens"] > 0 for c in doc["cells"])
+    md = tmp_path / "g.md"
+    assert main(["report", str(out), "--out", str(md), "--no-plots"]) == 0
+    text = md.read_text()
+    for title in ("## Findings", "## Training stage importance", "## Pointing", "## Caption quality",
+                  "## Full grid"):
+        assert title in text

@@ -316,7 +316,8 @@ GRID_PRESETS: dict[str, dict[str, Any]] = {
 
 def load_spec(config: Path | None, grid_flags: Sequence[str], overrides: Mapping[str, Any]) -> GridSpec:
     """A TOML file (top-level settings + a ``[grid]`` table of axes), then ``--grid`` flags and other
-    flags on top; then what the preset (`GRID_PRESETS`) brings for whatever is still unset."""
+    flags on top; for a grid that names no axis, then what the preset (`GRID_PRESETS`) brings for
+    whatever is still unset."""
     axes: dict[str, Any] = {}
     settings: dict[str, Any] = {}
     if config is not None:
@@ -335,7 +336,8 @@ def load_spec(config: Path | None, grid_flags: Sequence[str], overrides: Mapping
         settings.update(data)
     axes.update(parse_grid_flags(grid_flags))
     settings.update({k: v for k, v in overrides.items() if v is not None})
-    preset = GRID_PRESETS.get(str(settings.get("preset", GridSpec.preset)), {})
+    # a grid preset applies only to a grid that names no axis: with axes, the preset is the model's alone
+    preset = {} if axes else GRID_PRESETS.get(str(settings.get("preset", GridSpec.preset)), {})
     for axis, values in preset.get("axes", {}).items():
         axes.setdefault(axis, values)
     for key, value in preset.get("settings", {}).items():

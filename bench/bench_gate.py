@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import os
 import statistics
 import sys
 import tempfile
@@ -39,6 +40,8 @@ from molmo_eval.metrics.generic import f1, mean, ratio
 from molmo_eval.metrics.stats import aggregate
 from molmo_eval.run.rundir import write_run
 from molmo_eval.run.scores import TaskRows
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the harness does: idle OpenMP threads sleep
 
 Cols = dict[str, np.ndarray]
 

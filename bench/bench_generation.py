@@ -12,15 +12,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from pathlib import Path
 
-import torch
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the harness does (before torch is imported)
 
-from molmo_eval.reference_model import checkpoint
-from molmo_eval.reference_model.evaluate import world_groups
-from molmo_eval.reference_model.generate import generate, generate_uncached
-from molmo_eval.reference_model.processing import image_tensor, prompt_ids
+import torch  # noqa: E402
+
+from molmo_eval.reference_model import checkpoint  # noqa: E402
+from molmo_eval.reference_model.evaluate import world_groups  # noqa: E402
+from molmo_eval.reference_model.generate import generate, generate_uncached  # noqa: E402
+from molmo_eval.reference_model.processing import image_tensor, prompt_ids  # noqa: E402
 
 
 def run(fn, model, items, tok, batch: int, new: int) -> tuple[float, list[list[int]]]:

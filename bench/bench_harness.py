@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import tempfile
@@ -28,6 +29,8 @@ from molmo_eval.core import registry  # noqa: E402
 from molmo_eval.core.config import build  # noqa: E402
 from molmo_eval.models.scripted import ScriptedModel  # noqa: E402
 from molmo_eval.run.runner import run  # noqa: E402
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the harness does: idle OpenMP threads sleep
 
 
 def timed_run(cfg, model) -> tuple[float, object]:

@@ -15,6 +15,7 @@ import argparse
 import io
 import json
 import multiprocessing as mp
+import os
 import sys
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -25,6 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from molmo_eval.core.types import AnswerKind, GenerationSettings, ImageRef, Request  # noqa: E402
 from molmo_eval.data.images import load_image  # noqa: E402
 from molmo_eval.models.openai_api import OpenAIModel  # noqa: E402
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the harness does: idle OpenMP threads sleep
 
 ANSWER = json.dumps(
     {

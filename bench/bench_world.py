@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import tempfile
 import time
 from itertools import islice
@@ -19,6 +20,8 @@ from molmo_eval.reference_model.world import training
 from molmo_eval.reference_model.world.rng import train_scene_id
 from molmo_eval.reference_model.world.scene import make_scene
 from molmo_eval.reference_model.world.world import write_world
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the harness does: idle OpenMP threads sleep
 
 
 def rate(n: int, fn) -> float:

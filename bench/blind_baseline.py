@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
 from collections import Counter, defaultdict
@@ -29,6 +30,8 @@ from pathlib import Path
 
 from molmo_eval.core import registry
 from molmo_eval.data.embedded import ensure_world
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the harness does: idle OpenMP threads sleep
 
 TASKS = ("vqav2", "textvqa", "gqa", "pope", "mmbench", "refcoco", "refcoco+", "refcocog", "pointqa")
 LOCATION = ("left", "right", "top", "bottom", "middle")

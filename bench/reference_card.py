@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 
 from molmo_eval import evaluate
 from molmo_eval.models.reference import ReferenceModel
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the harness does: idle OpenMP threads sleep
 
 TASKS = ("vqav2", "gqa", "textvqa", "refcoco", "refcoco+", "refcocog", "pointqa", "mmbench", "pope")
 SHOWN = {

@@ -35,9 +35,11 @@ COMMANDS = {
 }
 
 
-def _available() -> dict[str, Any]:
+def _available(only: str | None = None) -> dict[str, Any]:
     mods: dict[str, Any] = {}
     for name, modname in COMMANDS.items():
+        if only is not None and name != only:
+            continue
         try:
             mods[name] = importlib.import_module(modname)
         except ModuleNotFoundError as e:
@@ -46,11 +48,13 @@ def _available() -> dict[str, Any]:
     return mods
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The parser of every sub-command, or (``only``) of the evaluation flags and that one command:
+    each command module is imported to add its parser, which a command line naming one does not need."""
     from molmo_eval.commands import run as run_cmd
 
-    mods = _available()
-    others = [n for n in mods if n != "run"]
+    mods = _available(only)
+    others = [n for n in COMMANDS if n != "run" and (only is not None or n in mods)]
     parser = argparse.ArgumentParser(
         prog="molmo-eval", allow_abbrev=False,
         description="Evaluate vision-language models on VQAv2, GQA, TextVQA, RefCOCO(+/g), PointQA, MMBench "
@@ -63,7 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     done: set[int] = set()
     for name in others + ["run"]:
-        mod = mods[name]
+        mod = mods.get(name)
+        if mod is None:
+            continue
         if id(mod) in done:
             continue
         done.add(id(mod))
@@ -75,7 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args_list
     try:
-        parser = build_parser()
+        parser = build_parser(_command_of(args_list))
         if not args_list:
             parser.print_help(sys.stderr)
             return 2
@@ -97,6 +103,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+
+
+def _command_of(args: Sequence[str]) -> str | None:
+    """The sub-command a command line names with its first word (``run`` when it starts with an
+    evaluation flag); None (every parser) for help, version, or a first word that names none."""
+    if not args or args[0] in ("-h", "--help", "--version"):
+        return None
+    if args[0] in COMMANDS:
+        return args[0]
+    if args[0].startswith("-") and not any(a in COMMANDS for a in args):
+        return "run"
+    return None
 
 
 def path_arg(text: str) -> Path:

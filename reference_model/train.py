@@ -378,9 +378,18 @@ def stage_heldout(model: MolmoModel, tok: Tokenizer, stage: StageConfig, cfg: Tr
 def make_sources(cfg: TrainConfig, extra: dict[str, Sequence[Group]]) -> dict[str, Source]:
     sources: dict[str, Source] = {n: WorldSource(n, cfg.seed, cfg.pointing, pool=cfg.pool) for n in ("cap", "point")}
     sources["ask"] = WorldSource("ask", cfg.seed, cfg.pointing, per_scene=cfg.ask_per_scene, pool=cfg.pool)
+    sources.update(ablation_sources(cfg))
     for name, items in extra.items():
         sources[name] = ListSource(name, items, cfg.seed, cfg.pointing)
     return sources
+
+
+def ablation_sources(cfg: TrainConfig) -> dict[str, Source]:
+    """Grid hook: the world's other streams (``cap_noisy`` web captions, ``refer_text`` referring
+    answers in plain text), which only the harness's ablation grid names in a mixture."""
+    from .world import training
+
+    return {n: WorldSource(n, cfg.seed, cfg.pointing) for n in training.STREAMS if n not in ("cap", "ask", "point")}
 
 
 def hash_seed(seed: int, k: int) -> int:

@@ -28,7 +28,6 @@ from molmo_eval.core.types import (
     CoordSpace,
     Generation,
     GenerationSettings,
-    ImageRef,
     Sample,
     SampleScore,
 )
@@ -93,7 +92,7 @@ class GQA(Task):
         image_id = field(rec, "imageId", path=path, index=at, types=str)
         return Sample(
             id=qid, task=self.name, split=split,
-            image=ImageRef(path=images(f"images/{image_id}.jpg", at)),
+            image=images.ref(f"images/{image_id}.jpg", at),
             prompt_fields={"question": field(rec, "question", path=path, index=at, types=str)},
             target={"answer": field(rec, "answer", path=path, index=at, types=str),
                     "balanced": bool(field(rec, "isBalanced", path=path, index=at, types=bool)),

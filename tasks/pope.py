@@ -27,7 +27,6 @@ from molmo_eval.core.types import (
     CoordSpace,
     Generation,
     GenerationSettings,
-    ImageRef,
     Sample,
     SampleScore,
 )
@@ -35,7 +34,7 @@ from molmo_eval.data.files import field, iter_jsonl
 from molmo_eval.metrics.pope import pope_metrics, sample_values
 from molmo_eval.parsing.yesno import pope_says_yes
 
-from ._vqa_common import ImagePaths, as_id, check_unique_ids, read_jsonl_answers, short_answer_prompt
+from ._vqa_common import ImagePaths, Shared, as_id, check_unique_ids, read_jsonl_answers, short_answer_prompt
 
 
 def question_file(data_dir: Path, split: str) -> Path:
@@ -61,6 +60,8 @@ class POPE(Task):
         self.check_split(split)
         path = question_file(data_dir, split)
         images = ImagePaths(data_dir, path)
+        shared = Shared()  # the same question is asked of many images; two labels
+        no_meta = shared.mapping()
         samples = []
         for lineno, rec in iter_jsonl(path, "POPE question file"):
             at = f"at line {lineno}"
@@ -70,9 +71,9 @@ class POPE(Task):
             image = field(rec, "image", path=path, index=at, types=str)
             samples.append(Sample(
                 id=as_id(field(rec, "question_id", path=path, index=at), path=path, record=at, name="question_id"),
-                task=self.name, split=split, image=ImageRef(path=images(f"val2014/{image}", at)),
-                prompt_fields={"question": field(rec, "text", path=path, index=at, types=str)},
-                target={"label": label}, meta={}))
+                task=self.name, split=split, image=images.ref(f"val2014/{image}", at),
+                prompt_fields=shared.mapping(("question", field(rec, "text", path=path, index=at, types=str))),
+                target=shared.mapping(("label", label)), meta=no_meta))
         return check_unique_ids(samples, path, "question_id")
 
     def prompt(self, sample: Sample, style: str = "default", space: CoordSpace | None = None) -> str:

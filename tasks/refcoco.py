@@ -63,6 +63,34 @@ class _Instances:
     anns: Mapping[Any, Mapping[str, Any]]
 
 
+def read_dataset(refs_path: Path, inst_path: Path) -> tuple[list[Any], _Instances]:
+    """A dataset's refs and instances. The splits of a dataset are loaded one after the other from
+    the same two files (the restricted unpickler is slow), so the last dataset read is kept while
+    neither file changes (size, modification time, inode)."""
+    key = (_identity(refs_path), _identity(inst_path))
+    if _LAST.get("key") == key:
+        return _LAST["value"]  # type: ignore[no-any-return]
+    refs = safe_pickle_load(refs_path)
+    if not isinstance(refs, list):
+        raise DataError(f"holds a {type(refs).__name__}", path=refs_path, expected="a list of ref dicts")
+    value = (refs, read_instances(inst_path))
+    _LAST.clear()
+    if key[0] is not None and key[1] is not None:
+        _LAST.update(key=key, value=value)
+    return value
+
+
+_LAST: dict[str, Any] = {}
+
+
+def _identity(path: Path) -> tuple[str, int, int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None  # the readers say what is wrong
+    return str(path.resolve()), st.st_size, st.st_mtime_ns, st.st_ino
+
+
 def read_instances(path: Path) -> _Instances:
     inst = read_json(path, "COCO instances file")
     images = field(inst, "images", path=path, index="(top level)", types=list)
@@ -119,10 +147,7 @@ class _Refer(Task):
 
     def load(self, data_dir: Path, split: str) -> list[Sample]:
         refs_path, inst_path = self.data_files(data_dir, split)
-        refs = safe_pickle_load(refs_path)
-        if not isinstance(refs, list):
-            raise DataError(f"holds a {type(refs).__name__}", path=refs_path, expected="a list of ref dicts")
-        inst = read_instances(inst_path)
+        refs, inst = read_dataset(refs_path, inst_path)
         out: list[Sample] = []
         where: list[str] = []
         for i, ref in enumerate(refs):

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from molmo_eval.core.errors import DataError
-from molmo_eval.core.types import AnswerKind, ImageRef, Sample
+from molmo_eval.core.types import AnswerKind, Sample
 from molmo_eval.data.files import field, read_json
 from molmo_eval.data.validate import image_size
 
@@ -71,7 +71,7 @@ class TextVQA(VQAv2):
                                 expected="the human answers as strings")
             samples.append(Sample(
                 id=qid, task=self.name, split=split,
-                image=ImageRef(path=images(f"{folder}/{image_id}.jpg", at)),
+                image=images.ref(f"{folder}/{image_id}.jpg", at),
                 prompt_fields={"question": field(rec, "question", path=path, index=at, types=str)},
                 target={"answers": tuple(answers)}, meta={},
                 image_size=_size(rec, path, at)))

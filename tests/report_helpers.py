@@ -52,14 +52,14 @@ def toy_grid(out: Path, root: Path) -> Path:
     spec = GridSpec(
         stages=GRID_STAGES,
         data=tuple(DataSize.parse(d) for d in GRID_DATA),
-        pointing=(True, False),
+        pointing=("on", "off"),
         tasks=("toy",),
         preset="tiny",
         bootstrap=200,
     )
     cells, made = [], {}
     for cell in spec.cells():
-        ids = correct_ids(cell.stages, cell.data.text, cell.pointing)
+        ids = correct_ids(cell.stages, cell.data.text, cell.pointing != "off")
         key = f"k{len(ids)}-{cell.coords()['stages']}-{cell.data.text}"
         if key not in made:
             made[key] = read_record(toy_run(out / "runs" / key, root, ids, name=key))

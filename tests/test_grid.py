@@ -50,7 +50,7 @@ def test_spec_from_toml_with_flags_on_top(tmp_path):
     spec = load_spec(cfg, ["data=50%,100%", "seed=0,1"], {"threads": 2})
     assert spec.stages == ((1,), (1, 2, 3))
     assert [d.fraction for d in spec.data] == [0.5, 1.0]
-    assert spec.pointing == (True, False) and spec.seed == (0, 1)
+    assert spec.pointing == ("on", "off") and spec.seed == (0, 1)
     assert (spec.tasks, spec.limit, spec.threads, spec.preset) == (("pope", "refcoco"), 20, 2, "tiny")
     assert len(spec.cells()) == 2 * 2 * 2 * 2
     assert GridSpec.from_json(json.loads(json.dumps(spec.to_json()))) == spec
@@ -90,9 +90,9 @@ def test_stage_prefix_sharing_in_the_3x3x2_grid():
     for (_, data, pointing), chain in chains.items():
         full = chains[("1+2+3", data, pointing)]
         assert chain == full[: len(chain)]  # stage 1 of 1+2+3 is stage 1 of 1
-    assert chains[("1", "1", True)] == chains[("1", "1", False)]
-    assert chains[("1+2+3", "1", True)][-1] != chains[("1+2+3", "1", False)][-1]
-    assert chains[("1", "0.25", True)] != chains[("1", "0.5", True)]
+    assert chains[("1", "1", "on")] == chains[("1", "1", "off")]
+    assert chains[("1+2+3", "1", "on")][-1] != chains[("1+2+3", "1", "off")][-1]
+    assert chains[("1", "0.25", "on")] != chains[("1", "0.5", "on")]
 
 
 def test_benchmark_examples_share_stage_2_only_when_their_content_agrees():
@@ -175,7 +175,7 @@ class Fakes:
         self.evaluated: list[str] = []
         self.fail = fail
 
-    def train(self, job, cache):
+    def train(self, job, cache, quiet=False):
         root = Path(cache)
         if job.parent is not None:
             assert (checkpoint_dir(root, job.parent) / "model.safetensors").is_file(), "parent first"
@@ -188,7 +188,7 @@ class Fakes:
         self.trained.append(job.key)
         return {"cached": False, "seconds": 0.0}
 
-    def evaluate(self, job, cache, out):
+    def evaluate(self, job, cache, out, quiet=True):
         assert (checkpoint_dir(Path(cache), job.train) / "config.json").is_file()
         value = 0.1 * int(job.train[5]) + 0.01 * len(self.evaluated)
         tr = TaskResult(
@@ -245,7 +245,7 @@ def test_a_finished_grid_reruns_for_free_and_a_damaged_one_redoes_only_the_gap(t
     cell = next(
         c
         for c in plan.cells
-        if c.coords() == {"stages": "1+2+3", "data": "1", "pointing": "off", "seed": "0"}
+        if c.coords() == {"stages": "1+2+3", "data": "1", "pointing": "off", "captions": "clean", "seed": "0"}
     )
     key = plan.chains[cell][-1]
     shutil.rmtree(checkpoint_dir(out / "cache", key))

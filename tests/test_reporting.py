@@ -95,12 +95,13 @@ def test_ci_range_is_the_recorded_interval(runs):
 def test_latex_is_a_booktabs_tabular_with_escaped_labels(runs):
     t = table_of([f"A_1&co={runs['A']}", f"B={runs['B']}"], baseline="A_1&co")
     tex = render_latex(t)
-    assert "\\begin{tabular}{lr}" in tex and tex.rstrip().endswith("\\end{tabular}")
+    assert "\\begin{tabular}{lr@{}l}" in tex and tex.rstrip().endswith("\\end{tabular}")
     assert tex.index("\\toprule") < tex.index("\\midrule") < tex.index("\\bottomrule")
-    assert "A\\_1\\&co (baseline) & 50.0 \\\\" in tex
-    assert "B & \\textbf{75.0}\\,{\\scriptsize(+25.0$^{**}$)} \\\\" in tex
+    assert "A\\_1\\&co (baseline) & 50.0 &  \\\\" in tex
+    assert "B & \\textbf{75.0} & \\,{\\scriptsize(+25.0$^{**}$)} \\\\" in tex
     body = [ln for ln in tex.splitlines() if ln.endswith("\\\\")]
-    assert all(ln.count(" & ") == 1 for ln in body)  # two columns on every row
+    assert body[0].count(" & ") == 1 and "\\multicolumn{2}{c}" in body[0]  # one header per metric
+    assert all(ln.count(" & ") == 2 for ln in body[1:])  # a label, then the number and its note (r@{}l)
     assert not any(re.search(r"(?<!\\)%", ln) for ln in tex.splitlines() if not ln.startswith("%"))
 
 

@@ -157,18 +157,18 @@ def test_a_kill_at_any_step_of_the_write_leaves_the_old_run_or_no_run(toy_task, 
 def test_a_folder_that_cannot_be_written_is_a_clear_error_and_the_rerun_finishes(toy_task, toy_root, tmp_path,
                                                                                  monkeypatch):
     out, cache = tmp_path / "o", tmp_path / "c"
-    real = records.stage
+    real = records.StagedFile.write
 
-    def full_disk(path, text, **kw):
-        if path.name == records.SAMPLES:
+    def full_disk(self, chunk):  # samples.jsonl is written as the samples are scored
+        if self.path.name == records.SAMPLES:
             raise OSError(28, "No space left on device")
-        return real(path, text, **kw)
+        return real(self, chunk)
 
-    monkeypatch.setattr(rundir, "stage", full_disk)
+    monkeypatch.setattr(records.StagedFile, "write", full_disk)
     with pytest.raises(rundir.FolderWriteError, match="No space left on device.*same command") as e:
         run(cfg(toy_root, out, cache_dir=cache), model=ScriptedModel(fn=oracle(toy_root)), show_progress=False)
     assert e.value.exit_code == 1 and not list(out.glob(".*.tmp"))
-    monkeypatch.setattr(rundir, "stage", real)
+    monkeypatch.setattr(records.StagedFile, "write", real)
     again = ScriptedModel(fn=oracle(toy_root))
     run(cfg(toy_root, out, cache_dir=cache), model=again, show_progress=False)
     assert again.calls == 0 and records.read_run(out).record.status == "ok"

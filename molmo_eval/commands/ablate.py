@@ -31,7 +31,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default=[],
         metavar="AXIS=V1,V2",
         help="an axis and its values; repeatable. Axes: stages (1, 1+2, 1+2+3), data (fractions "
-        "0.25 / 25%% of the schedule, or image counts 5600img), pointing (on, off), seed",
+        "0.25 / 25%% of the schedule, or image counts 5600img), pointing (off, on, only), captions "
+        "(clean, noisy = noisy×10: stage 1 on web-style captions of 10x the images), seed",
     )
     p.add_argument(
         "--config",
@@ -40,7 +41,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="settings and a [grid] table of axes from a TOML file; flags win",
     )
     p.add_argument("--tasks", metavar="T1,T2", help="tasks every cell is evaluated on")
-    p.add_argument("--preset", help="model preset: tiny, small (default) or default")
+    p.add_argument(
+        "--preset",
+        help="model preset: tiny, small (default) or default. tiny is also a grid preset: with no "
+        "--grid/--tasks it runs stages x pointing off/on/only x clean/noisy captions on tiny data "
+        "(about 2 min)",
+    )
     p.add_argument(
         "--out", type=Path, required=True, metavar="DIR", help="grid folder (grid.json, runs/, cache/)"
     )
@@ -76,7 +82,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--dry-run", action="store_true", help="print the plan (cells, trainings, sharing) and stop"
     )
-    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.add_argument("--quiet", action="store_true", help="no progress lines and no training bars")
     p.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
     p.set_defaults(func=handle)
 
@@ -109,7 +115,14 @@ def handle(args: argparse.Namespace) -> int:
         args.executor, workers=args.workers, ray_address=args.ray_address, cpus_per_job=spec.threads
     )
     try:
-        state = run_grid(spec, args.out, executor, cache=args.cache_dir, log=None if args.quiet else eprint)
+        state = run_grid(
+            spec,
+            args.out,
+            executor,
+            cache=args.cache_dir,
+            log=None if args.quiet else eprint,
+            quiet=args.quiet,
+        )
     finally:
         executor.close()
     eprint(

@@ -100,6 +100,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="DIR",
         help="render every report listed in DIR/reports.toml from its records (default DIR: reports)",
     )
+    p.add_argument(
+        "--no-paper",
+        dest="paper",
+        action="store_false",
+        help="for a grid: leave out the paper's ablation tables (stages, pointing, caption quality) and "
+        "the findings paragraph that precede the full grid",
+    )
     p.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
     p.set_defaults(func=handle)
 
@@ -140,13 +147,25 @@ def handle(args: argparse.Namespace) -> int:
         store=store,
     )
     title = args.title or ("Ablation" if table.layout == "ablation" else "Results")
+    paper = None
+    if args.paper and table.layout == "ablation":
+        from molmo_eval.report.paper import build_paper
+
+        paper = build_paper(
+            inputs, store=store, seed=args.seed, n_boot=args.n_boot, digits=args.digits, ci=args.ci
+        )
     plot_links = _write_plots(table, args.plots, args.out) if args.plots else []
     if fmt == "terminal":
-        return _terminal(table, args, store, title)
+        return _terminal(table, args, store, title, paper)
     if fmt == "md":
         listing = _listing(table, args, store) if args.samples else ""
         text = markdown_document(
-            table, title, breakdowns=args.breakdowns, plots=plot_links, samples=listing
+            table,
+            title,
+            breakdowns=args.breakdowns,
+            plots=plot_links,
+            samples=listing,
+            paper=paper if paper is not None and paper.tables else None,
         )
     else:
         text = render(
@@ -160,6 +179,7 @@ def handle(args: argparse.Namespace) -> int:
             view=args.view,
             seed=args.seed,
             breakdowns=args.breakdowns,
+            paper=paper,
         )
     if args.out:
         from molmo_eval.run.records import atomic_write
@@ -171,16 +191,21 @@ def handle(args: argparse.Namespace) -> int:
     return 0
 
 
-def _terminal(table: Any, args: argparse.Namespace, store: Any, title: str) -> int:
-    from molmo_eval.report.terminal import render_terminal
+def _terminal(table: Any, args: argparse.Namespace, store: Any, title: str, paper: Any = None) -> int:
+    from molmo_eval.report.terminal import render_terminal, render_terminal_paper
 
+    show = paper is not None and paper.tables
     if args.out:
         import io
 
         buf = io.StringIO()
+        if show:
+            render_terminal_paper(paper, buf)
         render_terminal(table, buf, title)
         args.out.write_text(buf.getvalue(), encoding="utf-8")
         return 0
+    if show:
+        render_terminal_paper(paper, None)
     render_terminal(table, None, title)
     if args.samples:
         sys.stdout.write("\n" + _listing(table, args, store))

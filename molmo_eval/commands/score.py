@@ -42,6 +42,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples (0: no CIs)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    p.add_argument("--ci", action="store_true",
+                   help="with --predictions --json: add the 95%% bootstrap CI of each metric (\"ci\"); "
+                        "CIs are computed only where they are shown or written")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     p.set_defaults(func=handle)
 
@@ -162,12 +165,8 @@ def _lines_by_task(run: Any) -> dict[str, list[dict[str, Any]]]:
 
 def score_predictions(args: argparse.Namespace) -> int:
     from molmo_eval.core import registry
-    from molmo_eval.run import rundir
-    from molmo_eval.run.guard import score_sample
+    from molmo_eval.core.heap import gc_frozen
     from molmo_eval.run.loading import load_split
-    from molmo_eval.run.runner import failure_allowance, run_status
-    from molmo_eval.run.scoring import sample_line, summarize_task
-    from molmo_eval.run.summary import markdown_report
 
     if not args.task:
         raise ConfigError("score --predictions: --task is required")
@@ -177,35 +176,50 @@ def score_predictions(args: argparse.Namespace) -> int:
     data_dir = _data_dir(task, scoped(args.data_root, "--data-root", [args.task]))
     config = predictions_config(args, task, split, data_dir)
     if args.output_path is not None:  # before anything is read or scored, as a run checks its folder
+        from molmo_eval.run import rundir  # (imported only to write: the run-folder code is 30 ms)
+
         rundir.check_output_path(args.output_path, config, overwrite=args.overwrite)
-    samples, digests = load_split(task, data_dir, split)
+    # the data files' digests go into a written record; without one nothing would list them
+    samples, digests = load_split(task, data_dir, split, digests=args.output_path is not None)
+    with gc_frozen():  # the loaded samples stay out of the collector's rescans (`molmo_eval.core.heap`)
+        return _score_loaded(args, task, split, data_dir, config, samples, digests)
+
+
+def _score_loaded(args: argparse.Namespace, task: Any, split: str, data_dir: Path, config: dict[str, Any],
+                  samples: Any, digests: dict[str, str]) -> int:
+    from molmo_eval.core.heap import gc_paused
+    from molmo_eval.run.guard import score_samples
+    from molmo_eval.run.scoring import summarize_task
+
     preds = read_predictions(task, args.predictions, samples)
-    missing = [s.id for s in samples if s.uid not in preds]
+    gens = [preds.get(s.uid) for s in samples]
+    missing = [s.id for s, g in zip(samples, gens) if g is None]
     if missing and not args.allow_missing:
         raise DataError(f"{len(missing)} of {len(samples)} questions have no prediction (first: "
                         f"{', '.join(missing[:5])}); pass --allow-missing to score them as wrong",
                         path=args.predictions)
+    del preds
+    writing = args.output_path is not None
     scores, scored_all, n_unparseable, n_failed = [], [], 0, len(missing)
     space = task.prediction_space()
-    for s in samples:
-        scored = score_sample(task, s, preds.get(s.uid), space)
-        n_unparseable += int(scored.answer is not None and not scored.answer.parse_ok)
-        n_failed += int(s.uid in preds and scored.error is not None)
-        scores.append(scored.score)
-        scored_all.append(scored)
-    tr, final = summarize_task(task, samples, scores, seed=args.seed, n_boot=args.bootstrap, n_failed=n_failed,
-                               n_unparseable=n_unparseable, digests=digests)
-    if args.output_path is not None:
-        lines = [sample_line(s, "", preds.get(s.uid), sc.answer, f, cached=False,
-                             error=sc.error if s.uid in preds else "no prediction")
-                 for s, sc, f in zip(samples, scored_all, final, strict=True)]
-        # questions without a prediction were accepted (--allow-missing), as --max-failures accepts
-        # failed samples; a prediction that failed to parse or score makes the run partial
-        config["max_failures"] = len(missing)
-        status = run_status([], n_failed, failure_allowance(config, tr.n))
-        record = predictions_record(args, task, split, data_dir, space, tr, config, status)
-        rundir.clean_stale(args.output_path)
-        rundir.write_run(args.output_path, record, lines, markdown_report(record))
+    with gc_paused():  # scores are acyclic: no collection until they are aggregated (`molmo_eval.core.heap`)
+        for at in range(0, len(samples), SCORE_CHUNK):
+            chunk = gens[at:at + SCORE_CHUNK]
+            for gen, scored in zip(chunk, score_samples(task, samples[at:at + SCORE_CHUNK], chunk, space)):
+                n_unparseable += int(scored.answer is not None and not scored.answer.parse_ok)
+                n_failed += int(gen is not None and scored.error is not None)
+                scores.append(scored.score)
+                if writing:  # the sample lines need the answers and errors
+                    scored_all.append(scored)
+    # CIs are computed where they are shown or written: the table prints the overall CIs, a written
+    # record holds them all (breakdowns too, as a run's does), --json prints them only with --ci
+    shown = writing or not args.json or args.ci
+    tr, final = summarize_task(task, samples, scores, seed=args.seed, n_boot=args.bootstrap if shown else 0,
+                               n_failed=n_failed, n_unparseable=n_unparseable, digests=digests,
+                               group_ci=writing)
+    if writing:
+        _write_scored(args, task, split, data_dir, config, space, tr,
+                      (samples, gens, scored_all, final), n_failed, len(missing))
     if args.json:
         primary = tr.primary_metric
         if tr.metrics.get(primary) is None or tr.metrics[primary].n == 0:  # e.g. boxes under a pointing task
@@ -215,6 +229,8 @@ def score_predictions(args: argparse.Namespace) -> int:
                "metrics": {k: _val(v.value) for k, v in tr.metrics.items()},
                "breakdowns": {g: {k: _val(ms[primary].value) for k, ms in keys.items() if primary in ms}
                               for g, keys in tr.breakdowns.items()}}
+        if args.ci:  # [low, high] of the 95% percentile bootstrap; null where none is defined
+            out["ci"] = {k: None if v.ci_low is None else [v.ci_low, v.ci_high] for k, v in tr.metrics.items()}
         print(json.dumps(out, indent=2))
     else:
         from molmo_eval.run.summary import pct
@@ -226,6 +242,28 @@ def score_predictions(args: argparse.Namespace) -> int:
     if missing:
         print(f"note: {len(missing)} questions had no prediction and were scored as wrong", file=sys.stderr)
     return 0
+
+
+def _write_scored(args: argparse.Namespace, task: Any, split: str, data_dir: Path, config: dict[str, Any],
+                  space: Any, tr: Any, rows: tuple[Any, Any, Any, Any], n_failed: int, n_missing: int) -> None:
+    """``--output-path``: the scored predictions as a run folder (`gate` and `report` read it)."""
+    from molmo_eval.run import rundir
+    from molmo_eval.run.runner import failure_allowance, run_status
+    from molmo_eval.run.scoring import sample_line
+    from molmo_eval.run.summary import markdown_report
+
+    lines = [sample_line(s, "", gen, sc.answer, f, cached=False, error=sc.error if gen is not None else "no prediction")
+             for s, gen, sc, f in zip(*rows, strict=True)]
+    # questions without a prediction were accepted (--allow-missing), as --max-failures accepts
+    # failed samples; a prediction that failed to parse or score makes the run partial
+    config["max_failures"] = n_missing
+    status = run_status([], n_failed, failure_allowance(config, tr.n))
+    record = predictions_record(args, task, split, data_dir, space, tr, config, status)
+    rundir.clean_stale(args.output_path)
+    rundir.write_run(args.output_path, record, lines, markdown_report(record))
+
+
+SCORE_CHUNK = 16_384  # samples scored together (`Task.score_batch`): bounds the batch's working memory
 
 
 def read_predictions(task: Any, path: Path, samples: Any) -> Any:

@@ -9,6 +9,7 @@ per split::
                                                  model's point space, for prompts that carry a point
     parse(sample, generation, ctx) -> Answer     pure; unparseable -> parse_ok=False
     score(sample, answer) -> SampleScore         pure, per sample
+    score_batch(samples, answers) -> [SampleScore]   the same for many samples at once (optional)
     finalize(samples, scores) -> [SampleScore]   cross-sample columns (e.g. GQA consistency)
     metrics() -> (Metric, ...)                   aggregates over the score columns
 
@@ -107,6 +108,12 @@ class Task(ABC):
 
     @abstractmethod
     def score(self, sample: Sample, answer: Answer) -> SampleScore: ...
+
+    def score_batch(self, samples: Sequence[Sample], answers: Sequence[Answer]) -> list[SampleScore]:
+        """``[score(s, a) for ...]``, which is what this returns unless a task computes the scores of
+        many samples together (VQAv2 and TextVQA count the matches of a whole batch with numpy). The
+        result must equal the per-sample scores; if it raises, each sample is scored alone."""
+        return [self.score(s, a) for s, a in zip(samples, answers)]
 
     def failed_score(self, sample: Sample) -> SampleScore:
         """The score of a sample whose generation failed: the same as an unparseable answer."""

@@ -5,8 +5,9 @@ into ``$MOLMO_EVAL_CACHE`` (default ``~/.cache/molmo-eval``) under ``data/mini-v
 
 - generation goes to a temporary folder beside it, which is renamed into place only when complete,
   so a crash never leaves half a world and two processes racing both end up with one good copy;
-- a ``MANIFEST.json`` lists the sha256 of every file; each later use re-hashes the files and
-  regenerates the world if anything is missing, changed or extra;
+- a ``MANIFEST.json`` lists the sha256 of every file; a later use re-hashes the files and
+  regenerates the world if anything is missing, changed or extra (unless no file's size,
+  modification time or inode changed since the last full check, see `ensure_world`);
 - the world's own digest (raw pixels before JPEG encoding and the annotation files, see
   `reference_model.world.world`) is compared with `REFERENCE_DIGESTS`, committed here, so every
   machine can tell whether it evaluates exactly the data everyone else does. JPEG bytes are not part
@@ -28,6 +29,7 @@ from typing import Any
 DEFAULT_SEED = 0
 DEFAULT_SIZE = "mini"
 MANIFEST = "MANIFEST.json"
+STAMPS = "verified"  # beside data/: the worlds' files as they were when last verified in full (`ensure_world`)
 
 # Digests of the mini world, seed 0 (world version 1): world.json "digest" and per benchmark.
 # Regenerate with `python -m molmo_eval.data.embedded --print-reference` after an intended world change
@@ -65,18 +67,74 @@ def default_data_root() -> Path:
 def ensure_world(size: str = DEFAULT_SIZE, seed: int = DEFAULT_SEED, cache: Path | None = None,
                  quiet: bool = False) -> Path:
     """A verified world of ``size``/``seed`` in the cache, generating (or repairing) it if needed.
-    A world written by different world code (another `generator_fingerprint`) is regenerated."""
+    A world written by different world code (another `generator_fingerprint`) is regenerated.
+
+    Each full verification (every file re-hashed against the manifest) leaves a stamp of the files'
+    sizes, modification times and inodes beside the world; while they are unchanged (and no file was
+    added or removed) the world is the one verified, as ``make`` and ``git`` judge files, and it is
+    not hashed again: a run answered from the response cache should not spend its time here."""
+    generator = generator_fingerprint()
+    stamp = (cache or cache_root()) / STAMPS / f"{size}-seed{seed}.json"
+    stamped = _stamped(stamp, generator)
+    if stamped is not None:
+        return stamped
     target = world_dir(size, seed, cache)
     for _ in range(3):
-        if not verify_manifest(target, generator=generator_fingerprint()):
+        if not verify_manifest(target, generator=generator):
+            _write_stamp(stamp, target, generator)
             return target
         _generate_into(target, size, seed, quiet)
-    problems = verify_manifest(target, generator=generator_fingerprint())
+    problems = verify_manifest(target, generator=generator)
     if problems:
         from molmo_eval.core.errors import DataError
 
         raise DataError(f"the generated world does not verify: {problems[0]}", path=target)
+    _write_stamp(stamp, target, generator)
     return target
+
+
+def _file_stats(root: Path) -> dict[str, list[int]]:
+    """``{relative path: [size, mtime_ns, inode]}`` of every file under ``root`` but the manifest."""
+    out: dict[str, list[int]] = {}
+    for folder, _, names in os.walk(root):
+        rel_folder = os.path.relpath(folder, root)
+        for name in names:
+            if rel_folder == "." and name == MANIFEST:
+                continue
+            st = os.stat(os.path.join(folder, name))
+            rel = name if rel_folder == "." else f"{rel_folder}/{name}".replace(os.sep, "/")
+            out[rel] = [st.st_size, st.st_mtime_ns, st.st_ino]
+    return out
+
+
+def _manifest_digest(root: Path) -> str:
+    return hashlib.sha256((root / MANIFEST).read_bytes()).hexdigest()
+
+
+def _write_stamp(stamp: Path, target: Path, generator: str) -> None:
+    try:
+        data = {"generator": generator, "world": str(target), "manifest": _manifest_digest(target),
+                "files": _file_stats(target)}
+        stamp.parent.mkdir(parents=True, exist_ok=True)
+        tmp = stamp.with_name(f"{stamp.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(data), encoding="utf-8")
+        os.replace(tmp, stamp)
+    except OSError:  # a read-only cache: every use verifies in full
+        pass
+
+
+def _stamped(stamp: Path, generator: str) -> Path | None:
+    """The world a stamp vouches for, if it was verified in full by this world code and no file of
+    it changed, appeared or went since."""
+    try:
+        data = json.loads(stamp.read_text(encoding="utf-8"))
+        target = Path(data["world"])
+        if (data["generator"] == generator and _manifest_digest(target) == data["manifest"]
+                and _file_stats(target) == data["files"]):
+            return target
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    return None
 
 
 def file_sha256(path: Path) -> str:
@@ -100,11 +158,14 @@ def write_manifest(root: Path, extra: dict[str, Any]) -> None:
 
 
 def generator_fingerprint() -> str:
-    """A digest of the world's source code: a cached world made by other code is not reused."""
-    from molmo_eval.reference_model import world
+    """A digest of the world's source code: a cached world made by other code is not reused. The
+    files are read where they are, without importing them (the world code imports PIL and more)."""
+    import importlib.util
 
+    spec = importlib.util.find_spec("molmo_eval.reference_model.world")
+    assert spec is not None and spec.submodule_search_locations
     h = hashlib.sha256()
-    for p in sorted(Path(world.__file__).parent.glob("*.py")):
+    for p in sorted(Path(next(iter(spec.submodule_search_locations))).glob("*.py")):
         h.update(p.name.encode())
         h.update(p.read_bytes())
     return h.hexdigest()

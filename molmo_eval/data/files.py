@@ -21,6 +21,7 @@ from typing import Any, BinaryIO
 
 from molmo_eval.core import jsonio
 from molmo_eval.core.errors import DataError
+from molmo_eval.core.heap import gc_paused
 
 MAX_PICKLE_BYTES = 512 * 1024 * 1024  # refer's largest refs(*).p is a few tens of MB
 
@@ -80,6 +81,23 @@ def read_json(path: Path, what: str = "annotation file", *, unique_keys: bool = 
     except DuplicateKey as e:
         raise DataError(f"key {e.key!r} occurs twice in one object", path=path, record=f"key {e.key}",
                         expected="each key once (a second entry would silently replace the first)") from None
+
+
+def read_json_typed(path: Path, what: str, schema: Any) -> Any | None:
+    """The fast path for large official files: the JSON file decoded straight into ``schema`` (msgspec
+    types; struct fields name what a loader reads, so the rest of each record is never built), or None
+    where msgspec is not installed, ``schema`` is None or the file does not have that shape. A caller
+    that gets None reads the file with `read_json` and its own checks, which say what is wrong."""
+    decode = jsonio.fast_decoder()
+    if decode is None or schema is None:
+        return None
+    require_file(path, what)
+    data = read_bytes(path, what)
+    with gc_paused():
+        try:
+            return decode(data, type=schema)
+        except Exception:  # another shape, or not JSON at all: the generic reader reports it
+            return None
 
 
 def pairs_unique(pairs: Sequence[tuple[str, Any]]) -> dict[str, Any]:

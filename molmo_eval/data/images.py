@@ -13,7 +13,11 @@ import functools
 import hashlib
 import io
 import os
+import threading
+from collections import OrderedDict
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from molmo_eval.core.errors import DataError
 from molmo_eval.core.types import Image, ImageRef
@@ -63,7 +67,6 @@ def _load_image_file(path: str, size: int, mtime_ns: int, decode: bool) -> Image
 
 
 def _load_image(ref: ImageRef, decode: bool) -> Image:
-    import numpy as np
     from PIL import Image as PILImage
 
     data = image_bytes(ref)
@@ -74,14 +77,48 @@ def _load_image(ref: ImageRef, decode: bool) -> Image:
             if w * h > MAX_IMAGE_PIXELS:
                 raise DataError(f"image of {w}x{h} pixels exceeds the decompression limit",
                                 path=ref.describe(), expected=f"<= {MAX_IMAGE_PIXELS} pixels")
-            pixels = np.asarray(im.convert("RGB")) if decode else None
-            if pixels is not None:
-                pixels.setflags(write=False)  # shared between the samples of one image
     except DataError:
         raise
     except Exception as e:  # PIL raises many types for corrupt files
         raise DataError(f"unreadable image ({type(e).__name__}: {e})", path=ref.describe()) from None
-    return Image(digest=digest, size=(w, h), data=data, pixels=pixels)
+    return Image(digest=digest, size=(w, h), data=data, pixels=_decode(data, ref.describe()) if decode else None)
+
+
+def with_pixels(image: Image) -> Image:
+    """``image`` with its RGB pixels decoded (from the bytes `load_image` read and checked). The last
+    64 images decoded are remembered by digest: a model asked about one image several times decodes
+    it once. The runner decodes only for requests the response cache does not answer."""
+    if image.pixels is not None:
+        return image
+    with _DECODED_LOCK:
+        pixels = _DECODED.get(image.digest)
+        if pixels is not None:
+            _DECODED.move_to_end(image.digest)
+    if pixels is None:
+        pixels = _decode(image.data, f"image {image.digest}")
+        with _DECODED_LOCK:
+            _DECODED[image.digest] = pixels
+            while len(_DECODED) > 64:
+                _DECODED.popitem(last=False)
+    return replace(image, pixels=pixels)
+
+
+_DECODED: OrderedDict[str, Any] = OrderedDict()
+_DECODED_LOCK = threading.Lock()
+
+
+def _decode(data: bytes, where: str) -> Any:
+    """RGB pixels of an image whose size `_load_image` checked; read-only (samples of an image share them)."""
+    import numpy as np
+    from PIL import Image as PILImage
+
+    try:
+        with PILImage.open(io.BytesIO(data)) as im:
+            pixels = np.asarray(im.convert("RGB"))
+    except Exception as e:  # PIL raises many types for corrupt files
+        raise DataError(f"unreadable image ({type(e).__name__}: {e})", path=where) from None
+    pixels.setflags(write=False)
+    return pixels
 
 
 def image_size(ref: ImageRef) -> tuple[int, int]:

@@ -74,6 +74,7 @@ def run_grid(
     *,
     cache: Path | None = None,
     log: Callable[[str], None] | None = None,
+    quiet: bool | None = None,
 ) -> GridRun:
     """Run (or resume) every cell of ``spec`` into ``out``; writes ``out/grid.json`` as cells finish.
 
@@ -84,9 +85,11 @@ def run_grid(
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     say = log or (lambda _msg: None)
+    quiet = log is None if quiet is None else quiet  # no log: the jobs print nothing either
     if spec.data_root is None:
         from molmo_eval.data.embedded import default_data_root
 
+        say("evaluation data: the embedded mini world")
         default_data_root()  # generate the embedded world once, before any worker races for it
     first = make_plan(spec)
     missing = [k for k in first.bench if not (bench_dir(cache, k) / BENCH_INDEX).is_file()]
@@ -94,7 +97,7 @@ def run_grid(
         say(f"building benchmark-format training examples ({len(missing)} setting(s))")
         run_graph(
             [
-                Job(k, build_bench, (first.bench[k], str(cache)), label=_bench_label(first.bench[k]))
+                Job(k, build_bench, (first.bench[k], str(cache), quiet), label=_bench_label(first.bench[k]))
                 for k in missing
             ],
             executor,
@@ -109,14 +112,16 @@ def run_grid(
     for key in needed:
         s = plan.stages[key]
         deps = (s.parent,) if s.parent in needed else ()
-        jobs.append(Job(key, train_stage, (s, str(cache)), deps, cost=float(s.steps), label=_stage_label(s)))
+        jobs.append(
+            Job(key, train_stage, (s, str(cache), quiet), deps, cost=float(s.steps), label=_stage_label(s))
+        )
     for e in plan.evals.values():
         if e.key not in done_evals:
             jobs.append(
                 Job(
                     e.key,
                     evaluate_cell,
-                    (e, str(cache), str(out)),
+                    (e, str(cache), str(out), quiet),
                     (e.train,) if e.train in needed else (),
                     cost=EVAL_COST,
                     label=f"evaluate {e.label}",
@@ -152,8 +157,8 @@ def _bench_label(b: BenchJob) -> str:
 
 def _stage_label(s: StageJob) -> str:
     return (
-        f"train stage {s.stage} (data {s.fraction:g}, pointing {'on' if s.pointing else 'off'}, "
-        f"seed {s.seed},"
+        f"train stage {s.stage} (data {s.fraction:g}, pointing {s.pointing}, "
+        f"seed {s.seed},{' noisy captions,' if (s.config and 'cap_noisy' in s.config.mixture) else ''}"
         f" {s.steps} steps)"
     )
 

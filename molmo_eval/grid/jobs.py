@@ -3,7 +3,8 @@
     build_bench    benchmark-format training examples (`molmo-eval train`'s), built once per pointing
                    setting and stored in the cache with a content digest per source
     train_stage    one stage of a chain, from the checkpoint of the stage before it
-    evaluate_cell  a checkpoint on the grid's tasks, into a normal run directory
+    evaluate_cell  a checkpoint on the grid's tasks, into a normal run directory, with the
+                   generation throughput measured in that run (`throughput`)
 
 Each takes a job value planned by `molmo_eval.grid.plan` and the cache folder, returns a small dict of
 timings, and skips itself when its output already exists (that is the cell cache). Module-level
@@ -13,10 +14,13 @@ reference model are imported inside.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import json
 import math
 import shutil
+import sys
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -36,7 +40,11 @@ def bench_dir(cache: Path, key: str) -> Path:
     return cache / "bench" / key
 
 
-def build_bench(job: BenchJob, cache: str) -> dict[str, Any]:
+def _say(quiet: bool) -> Any:
+    return (lambda _m: None) if quiet else (lambda m: print(m, file=sys.stderr, flush=True))
+
+
+def build_bench(job: BenchJob, cache: str, quiet: bool = False) -> dict[str, Any]:
     """Benchmark-format training groups (`molmo-eval train`'s), written once to the cache."""
     from molmo_eval.training.bench_examples import benchmark_groups
 
@@ -44,7 +52,7 @@ def build_bench(job: BenchJob, cache: str) -> dict[str, Any]:
     if (out / BENCH_INDEX).is_file():
         return {"cached": True, "seconds": 0.0}
     t0 = time.perf_counter()
-    save_groups(benchmark_groups(job.size, job.seed, job.pointing), out, job.pointing)
+    save_groups(benchmark_groups(job.size, job.seed, job.pointing, log=_say(quiet)), out, job.pointing)
     return {"cached": False, "seconds": time.perf_counter() - t0}
 
 
@@ -125,8 +133,9 @@ def bench_contents(cache: Path, keys: Sequence[str]) -> dict[str, dict[str, str]
     return out
 
 
-def train_stage(job: StageJob, cache: str) -> dict[str, Any]:
+def train_stage(job: StageJob, cache: str, quiet: bool = False) -> dict[str, Any]:
     """Train one stage into ``CACHE/stages/<key>/checkpoint`` (resuming an interrupted attempt)."""
+    from molmo_eval.grid.recipe import trains_point_tokens
     from molmo_eval.reference_model import checkpoint as ckpt
     from molmo_eval.reference_model import train as rt
     from molmo_eval.reference_model.config import preset
@@ -140,7 +149,7 @@ def train_stage(job: StageJob, cache: str) -> dict[str, Any]:
         model=preset(job.preset),
         stages=(job.config,),
         seed=job.seed,
-        pointing=job.pointing,
+        pointing=trains_point_tokens(job.pointing),
         threads=job.threads,
         heldout=0,
         meta={
@@ -157,18 +166,21 @@ def train_stage(job: StageJob, cache: str) -> dict[str, Any]:
         tok = rt.build_tokenizer(texts)
     init = checkpoint_dir(root, job.parent) if job.parent else None
     work = final.parent / "work"
-    last = rt.train(cfg, work, extra=extra, tokenizer=tok, resume=True, init=init)
+    # the trainer's progress bars go to stderr; --quiet silences them
+    with contextlib.redirect_stderr(io.StringIO()) if quiet else contextlib.nullcontext():
+        last = rt.train(cfg, work, extra=extra, tokenizer=tok, resume=True, init=init)
     last.rename(final)
     shutil.rmtree(work, ignore_errors=True)
     return {"cached": False, "seconds": time.perf_counter() - t0}
 
 
-def evaluate_cell(job: EvalJob, cache: str, out: str) -> dict[str, Any]:
+def evaluate_cell(job: EvalJob, cache: str, out: str, quiet: bool = True) -> dict[str, Any]:
     """Evaluate a checkpoint into ``OUT/runs/<key>`` (a normal run directory)."""
     run_dir = Path(out) / job.run_name
     if (run_dir / RESULTS).is_file():
         return {"cached": True, "seconds": 0.0}
     from molmo_eval.core.config import build
+    from molmo_eval.run.throughput import Timed
     from molmo_eval.models.reference import ReferenceModel
     from molmo_eval.run.runner import run
 
@@ -187,5 +199,5 @@ def evaluate_cell(job: EvalJob, cache: str, out: str) -> dict[str, Any]:
         data_root=spec.data_root,
         cache_dir=Path(cache) / "responses",
     )
-    run(cfg, model=ReferenceModel(**args), show_progress=False)
+    run(cfg, model=Timed(ReferenceModel(**args)), show_progress=not quiet)  # tokens/s in the same run
     return {"cached": False, "seconds": time.perf_counter() - t0}

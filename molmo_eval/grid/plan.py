@@ -6,9 +6,11 @@ stage trained from the previous stage's checkpoint (``--init``). A stage job is 
 that determines its weights: the stage's own configuration (`reference_model.train.stage_plan`), the
 model preset, seed, data fraction, torch threads, the benchmark-format data, the trainer's source
 code and the key of the stage before it. Cells that agree on a prefix therefore share its
-checkpoints: stage 1 of ``1+2+3`` *is* stage 1 of ``1``. The pointing switch only changes data that
-mention points, so it is part of a stage's key only when the stage's mixture has a source with point
-pairs (stage 1 trains on captions alone, which have none, so it is shared by pointing on and off).
+checkpoints: stage 1 of ``1+2+3`` *is* stage 1 of ``1``. The cell's pointing and caption settings
+reach the stages through `recipe.cell_stages`; pointing only changes data that mention points, so it
+is part of a stage's key only when the stage's mixture has a source with point pairs (stage 1 trains
+on captions alone, which have none, so it is shared by pointing off, on and only; stages 1 and 2 of
+pointing "only" are those of "on").
 All stages with no parent start from one tokenizer per grid (the benchmark texts with pointing on),
 so a stage's vocabulary never depends on which cells asked for it. Evaluation keys also cover the
 scoring code.
@@ -30,7 +32,7 @@ from molmo_eval.grid.spec import Cell, GridSpec
 
 RUNS = "runs"  # evaluation run directories inside the grid folder
 WORLD_SOURCES = frozenset({"cap", "ask", "point"})  # the world's training streams (reference_model.data)
-POINT_FREE_SOURCES = frozenset({"cap", "ask", "scenes"})
+POINT_FREE_SOURCES = frozenset({"cap", "ask", "scenes", "cap_noisy", "refer_text"})
 BENCH_SOURCES = frozenset({"bench_ask", "bench_point"})  # benchmark-format examples (`molmo-eval train`)
 
 
@@ -41,7 +43,7 @@ class BenchJob:
     key: str
     size: str
     seed: int
-    pointing: bool
+    pointing: bool  # False: the "no pointing" examples (referring answers in plain text)
 
 
 @dataclass(frozen=True)
@@ -54,7 +56,7 @@ class StageJob:
     preset: str
     seed: int
     fraction: float
-    pointing: bool
+    pointing: str  # the cell's pointing setting: off, on, only
     threads: int
     bench: str | None  # BenchJob key of this stage's benchmark examples (stages 2, 3)
     vocab: str | None  # BenchJob key whose texts build the tokenizer (parentless stages)
@@ -142,7 +144,7 @@ def make_plan(spec: GridSpec, contents: Mapping[str, Mapping[str, str]] | None =
     ``contents`` maps a benchmark-examples job key to the content digest of each of its sources as
     the trainer sees them (`bench_contents`); without it (examples not built yet) every such source
     counts as different for pointing on and off, which can only share less."""
-    from molmo_eval.reference_model import train as rt
+    from molmo_eval.grid.recipe import cell_stages, trains_point_tokens
     from molmo_eval.reference_model.config import PRESETS, preset
 
     if spec.preset not in PRESETS:
@@ -171,15 +173,14 @@ def make_plan(spec: GridSpec, contents: Mapping[str, Mapping[str, str]] | None =
 
     for cell in spec.cells():
         seed, fraction = cell.seed, round(cell.data.resolve(total), 6)
+        tokens = trains_point_tokens(cell.pointing)
         parent: str | None = None
         keys = []
         # the trainer's own plan for the cell (it may add stages, e.g. the encoder pre-training stage 0)
-        for stage in rt.stage_plan(
-            spec.preset, pointing=cell.pointing, fraction=fraction, stages=cell.stages, bench=spec.bench
-        ):
+        for stage in cell_stages(spec.preset, cell, fraction, spec.bench):
             k = stage.number
             uses_bench = any(src in BENCH_SOURCES for src, w in stage.mixture.items() if w > 0)
-            b = bench_job(seed, cell.pointing) if uses_bench else None
+            b = bench_job(seed, tokens) if uses_bench else None
             vocab = bench_job(seed, True) if spec.bench and parent is None else None
             content = {
                 "format": GRID_FORMAT,
@@ -190,7 +191,7 @@ def make_plan(spec: GridSpec, contents: Mapping[str, Mapping[str, str]] | None =
                 "threads": spec.threads,
                 "vocab": vocab,
                 "code": code,
-                "data": sorted(data(src, cell.pointing, b) for src, w in stage.mixture.items() if w > 0),
+                "data": sorted(data(src, tokens, b) for src, w in stage.mixture.items() if w > 0),
             }
             key = f"stage{k}-" + digest(content)
             stages.setdefault(

@@ -1,5 +1,5 @@
-"""The grid spec: the axes of an ablation (stages x data size x pointing [x seed]) with the settings
-shared by every cell, parsed and validated (every problem at once) from ``--grid`` flags, a TOML file
+"""The grid spec: the axes of an ablation (stages x data size x pointing x captions [x seed]) with the
+settings shared by every cell, parsed and validated (every problem at once) from ``--grid`` flags, a TOML file
 and other flags; `GridSpec.cells` is their cross product.
 """
 
@@ -13,7 +13,9 @@ from typing import Any
 
 from molmo_eval.core.errors import ConfigError, DataError
 
-AXES = ("stages", "data", "pointing", "seed")
+AXES = ("stages", "data", "pointing", "captions", "seed")
+POINTING = ("off", "on", "only")  # no point tokens / the recipe / stage 3 on pointing data alone
+DEFAULTS = {"pointing": "on", "captions": "clean"}  # the recipe's values (an axis not given)
 AXIS_ALIASES = {
     "stage": "stages",
     "stages": "stages",
@@ -25,6 +27,9 @@ AXIS_ALIASES = {
     "point": "pointing",
     "seed": "seed",
     "seeds": "seed",
+    "captions": "captions",
+    "caption": "captions",
+    "quality": "captions",
 }
 
 
@@ -79,15 +84,46 @@ def parse_stages(text: str | int | Sequence[int]) -> tuple[int, ...]:
     return stages
 
 
-def parse_pointing(text: str | bool) -> bool:
+def parse_pointing(text: str | bool) -> str:
+    """``off`` (no point tokens: referring answers in plain text), ``on`` (the recipe) or ``only``
+    (stage 3 on pointing data alone); yes/no spellings of on/off too."""
     if isinstance(text, bool):
-        return text
+        return "on" if text else "off"
     s = str(text).strip().lower()
     if s in ("on", "yes", "true", "1"):
-        return True
+        return "on"
     if s in ("off", "no", "false", "0"):
-        return False
-    raise ConfigError(f"--grid pointing={text}: expected on or off")
+        return "off"
+    if s == "only":
+        return "only"
+    raise ConfigError(f"--grid pointing={text}: expected off, on or only")
+
+
+NOISY_SCALE = 10  # `noisy` alone means noisy x10
+
+
+def parse_captions(text: str) -> str:
+    """Stage-1 captions: ``clean`` (the recipe's dense, correct captions, one pass over the stage's
+    images) or ``noisy×K`` (short, partly wrong web-style captions on K times as many images, one
+    pass each, so stage 1 runs K times the steps; ``noisy`` is ``noisy×10``, and ``x``/``*`` may
+    stand for ``×``). Canonical forms: ``clean``, ``noisy×K``."""
+    s = str(text).strip().lower().replace(" ", "")
+    if s == "clean":
+        return "clean"
+    if s.startswith("noisy"):
+        k = s[5:].lstrip("×x*")
+        try:
+            n = int(k) if k else NOISY_SCALE
+        except ValueError:
+            n = 0
+        if 1 <= n <= 100:
+            return f"noisy×{n}"
+    raise ConfigError(f"--grid captions={text}: expected clean or noisy×K (K from 1 to 100; noisy: ×10)")
+
+
+def noisy_scale(captions: str) -> int:
+    """K of ``noisy×K`` (0 for clean captions)."""
+    return int(captions.split("×")[1]) if captions.startswith("noisy") else 0
 
 
 def stages_text(stages: Sequence[int]) -> str:
@@ -98,7 +134,8 @@ def stages_text(stages: Sequence[int]) -> str:
 class GridSpec:
     stages: tuple[tuple[int, ...], ...] = ((1,), (1, 2), (1, 2, 3))
     data: tuple[DataSize, ...] = (DataSize(1.0),)
-    pointing: tuple[bool, ...] = (True,)
+    pointing: tuple[str, ...] = ("on",)
+    captions: tuple[str, ...] = ("clean",)
     seed: tuple[int, ...] = (0,)
     tasks: tuple[str, ...] = ()
     preset: str = "small"
@@ -113,10 +150,11 @@ class GridSpec:
 
     def cells(self) -> list[Cell]:
         return [
-            Cell(st, d, p, s)
+            Cell(st, d, p, s, c)
             for st in self.stages
             for d in self.data
             for p in self.pointing
+            for c in self.captions
             for s in self.seed
         ]
 
@@ -124,21 +162,23 @@ class GridSpec:
         vals = {
             "stages": [stages_text(s) for s in self.stages],
             "data": [d.text for d in self.data],
-            "pointing": ["on" if p else "off" for p in self.pointing],
+            "pointing": list(self.pointing),
+            "captions": list(self.captions),
             "seed": [str(s) for s in self.seed],
         }
         return vals[axis]
 
     @property
     def varying(self) -> tuple[str, ...]:
-        """The axes shown in tables: stages, data and pointing always, seed when it varies."""
-        return tuple(a for a in AXES if a != "seed" or len(self.seed) > 1)
+        """The axes shown in tables: stages, data and pointing always, captions and seed when they vary."""
+        return tuple(a for a in AXES if a not in ("seed", "captions") or len(getattr(self, a)) > 1)
 
     def to_json(self) -> dict[str, Any]:
         return {
             "stages": [stages_text(s) for s in self.stages],
             "data": [d.text for d in self.data],
-            "pointing": ["on" if p else "off" for p in self.pointing],
+            "pointing": list(self.pointing),
+            "captions": list(self.captions),
             "seed": list(self.seed),
             **{
                 f.name: (list(v) if isinstance(v := getattr(self, f.name), tuple) else v)
@@ -156,14 +196,16 @@ class GridSpec:
 class Cell:
     stages: tuple[int, ...]
     data: DataSize
-    pointing: bool
+    pointing: str  # off, on, only
     seed: int = 0
+    captions: str = "clean"  # clean, noisy×K
 
     def coords(self) -> dict[str, str]:
         return {
             "stages": stages_text(self.stages),
             "data": self.data.text,
-            "pointing": "on" if self.pointing else "off",
+            "pointing": self.pointing,
+            "captions": self.captions,
             "seed": str(self.seed),
         }
 
@@ -174,7 +216,8 @@ class Cell:
     @property
     def slug(self) -> str:
         c = self.coords()
-        return f"s{c['stages']}_d{c['data']}_p{c['pointing']}_seed{c['seed']}"
+        cap = "" if self.captions == "clean" else f"_c{c['captions'].replace('×', 'x')}"
+        return f"s{c['stages']}_d{c['data']}_p{c['pointing']}{cap}_seed{c['seed']}"
 
 
 _SETTINGS = {f.name: f for f in fields(GridSpec) if f.name not in AXES}
@@ -188,6 +231,7 @@ def build_spec(axes: Mapping[str, Any], settings: Mapping[str, Any]) -> GridSpec
         "stages": parse_stages,
         "data": DataSize.parse,
         "pointing": parse_pointing,
+        "captions": parse_captions,
         "seed": _parse_seed,
     }
     for raw, values in axes.items():
@@ -258,9 +302,22 @@ def parse_grid_flags(flags: Sequence[str]) -> dict[str, str]:
     return out
 
 
+# Grid presets: axes and settings a preset brings when neither a flag nor the TOML file gives them.
+# "tiny" runs the three paper ablations (stages, pointing off/on/only, clean vs noisy captions) end to
+# end in about two minutes on two cores: for tests, docs and trying the machinery, not for findings.
+GRID_PRESETS: dict[str, dict[str, Any]] = {
+    "tiny": {
+        "axes": {"stages": "1,1+2,1+2+3", "pointing": "off,on,only", "captions": "clean,noisy"},
+        "settings": {"tasks": "vqav2,gqa,refcoco,pointqa", "bench_size": "tiny", "limit": 6, "bootstrap": 100,
+                     "batch_size": 32},
+    },
+}
+
+
 def load_spec(config: Path | None, grid_flags: Sequence[str], overrides: Mapping[str, Any]) -> GridSpec:
     """A TOML file (top-level settings + a ``[grid]`` table of axes), then ``--grid`` flags and other
-    flags on top."""
+    flags on top; for a grid that names no axis, then what the preset (`GRID_PRESETS`) brings for
+    whatever is still unset."""
     axes: dict[str, Any] = {}
     settings: dict[str, Any] = {}
     if config is not None:
@@ -279,4 +336,10 @@ def load_spec(config: Path | None, grid_flags: Sequence[str], overrides: Mapping
         settings.update(data)
     axes.update(parse_grid_flags(grid_flags))
     settings.update({k: v for k, v in overrides.items() if v is not None})
+    # a grid preset applies only to a grid that names no axis: with axes, the preset is the model's alone
+    preset = {} if axes else GRID_PRESETS.get(str(settings.get("preset", GridSpec.preset)), {})
+    for axis, values in preset.get("axes", {}).items():
+        axes.setdefault(axis, values)
+    for key, value in preset.get("settings", {}).items():
+        settings.setdefault(key, value)
     return build_spec(axes, settings)

@@ -215,14 +215,56 @@ class PointMatch:
 def hungarian(pred: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """One-to-one matching of predicted to target points minimizing total Euclidean distance
     (``scipy.optimize.linear_sum_assignment``); returns (pred indices, target indices)."""
-    from scipy.optimize import linear_sum_assignment
-
     p, t = np.asarray(pred, dtype=np.float64).reshape(-1, 2), np.asarray(target, dtype=np.float64).reshape(-1, 2)
     if len(p) == 0 or len(t) == 0:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
     cost = np.sqrt(((p[:, None, :] - t[None, :, :]) ** 2).sum(-1))
-    rows, cols = linear_sum_assignment(cost)
+    rows, cols = linear_sum_assignment()(cost)
     return rows.astype(np.int64), cols.astype(np.int64)
+
+
+@lru_cache(maxsize=1)
+def linear_sum_assignment() -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """scipy's ``linear_sum_assignment``, the function itself. Importing ``scipy.optimize`` runs the
+    whole package (linprog, minimize, ...: about a second, more than a run answered from the response
+    cache spends on everything else), so while it is not imported yet, the compiled ``_lsap`` module
+    that defines the function is loaded alone, under its own name; any surprise (another scipy layout)
+    falls back to the public import."""
+    import sys
+
+    if "scipy.optimize" not in sys.modules:
+        try:
+            return _load_lsap()
+        except Exception:
+            pass
+    from scipy.optimize import linear_sum_assignment as lsa
+
+    return lsa  # type: ignore[no-any-return]
+
+
+def _load_lsap() -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    import importlib.machinery
+    import importlib.util
+    import os
+    import sys
+
+    name = "scipy.optimize._lsap"
+    module = sys.modules.get(name)
+    if module is None:
+        import scipy
+
+        folder = os.path.join(os.path.dirname(scipy.__file__), "optimize")
+        found = [f for f in os.listdir(folder) if f.startswith("_lsap.")
+                 and f.endswith(tuple(importlib.machinery.EXTENSION_SUFFIXES))]
+        loader = importlib.machinery.ExtensionFileLoader(name, os.path.join(folder, found[0]))
+        spec = importlib.util.spec_from_loader(name, loader)
+        module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+        loader.exec_module(module)
+        sys.modules[name] = module  # a later `import scipy.optimize` finds it, rather than loading it twice
+    fn = module.linear_sum_assignment
+    if not callable(fn):
+        raise TypeError("scipy.optimize._lsap.linear_sum_assignment is not a function")
+    return fn  # type: ignore[no-any-return]
 
 
 def match_points(pred: np.ndarray, target: np.ndarray,

@@ -16,7 +16,9 @@ Per-sample columns: ``correct``, ``tp`` (yes predicted for a yes label), ``pred_
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from functools import lru_cache
+from types import MappingProxyType
 
 import numpy as np
 
@@ -27,10 +29,17 @@ Totals = Callable[[str], np.ndarray]  # column name -> per-split sums, shape (..
 Ratio = np.ndarray | float
 
 
-def sample_values(label_yes: bool, pred_yes: bool, split_index: int) -> dict[str, float]:
-    """One sample's columns."""
-    return {"correct": float(pred_yes == label_yes), "tp": float(pred_yes and label_yes),
-            "pred_yes": float(pred_yes), "label_yes": float(label_yes), "split_index": float(split_index)}
+def sample_values(label_yes: bool, pred_yes: bool, split_index: int) -> Mapping[str, float]:
+    """One sample's columns (one shared, read-only mapping per distinct combination: a split of
+    100k questions holds 12 of them, not 100k dicts)."""
+    return _sample_values(bool(label_yes), bool(pred_yes), int(split_index))
+
+
+@lru_cache(maxsize=256)
+def _sample_values(label_yes: bool, pred_yes: bool, split_index: int) -> Mapping[str, float]:
+    return MappingProxyType({"correct": float(pred_yes == label_yes), "tp": float(pred_yes and label_yes),
+                             "pred_yes": float(pred_yes), "label_yes": float(label_yes),
+                             "split_index": float(split_index)})
 
 
 def _per_split_mean(formula: Callable[[Totals, np.ndarray], Ratio]) -> Callable[[Columns], np.ndarray | float]:

@@ -4,6 +4,11 @@ Sits after `Task.score`/`Task.finalize` in the pipeline and before the run recor
 is the percentile bootstrap over samples (or over whole clusters, for metrics that name one),
 seeded from (run seed, task, metric, breakdown key) so reruns agree to the last digit and each
 interval does not depend on which other metrics were computed.
+
+Breakdowns group the rows once (`group_rows`: a code per row, one stable sort) and hand each group's
+metrics a lazy view that gathers only the columns they read. Bootstrap replicates are drawn and
+evaluated a block of rows at a time, which bounds the memory of a large task to a few tens of MB;
+the intervals do not depend on the block size.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from molmo_eval.core.types import MetricValue, Sample, SampleScore
 
 N_BOOT = 1000
 ALPHA = 0.05
-_CHUNK_ELEMS = 4_000_000  # bootstrap replicates are gathered in chunks of at most this many cells
+_BLOCK_ELEMS = 1 << 19  # bootstrap indices drawn, and a metric evaluated, this many cells at a time
 
 
 def columns(samples: Sequence[Sample], scores: Sequence[SampleScore]) -> dict[str, np.ndarray]:
@@ -49,10 +54,12 @@ def seed_for(*parts: object) -> int:
 
 
 class _Gathered(Mapping[str, np.ndarray]):
-    """Columns resampled by ``idx``, gathered on first use: a metric pays only for the columns it reads."""
+    """The rows ``idx`` of every column (a bootstrap resample, a breakdown's group), each gathered on
+    first use: a metric pays only for the columns it reads."""
 
     def __init__(self, cols: Columns, idx: np.ndarray):
-        self._cols, self._idx, self._done = cols, idx, {}
+        self._cols, self._idx = cols, idx
+        self._done: dict[str, np.ndarray] = {}
 
     def __getitem__(self, key: str) -> np.ndarray:
         if key not in self._done:
@@ -76,9 +83,11 @@ def bootstrap_ci(metric: Metric, cols: Columns, seed: int, n_boot: int = N_BOOT,
         reps = _cluster_replicates(metric, cols, rng, n_boot)
     elif metric.vectorized:
         reps = np.empty(n_boot)
-        chunk = max(1, _CHUNK_ELEMS // n)
-        for start in range(0, n_boot, chunk):
-            b = min(chunk, n_boot - start)
+        # a metric reduces each row alone, and the generator hands out the same indices however they
+        # are split into calls (tested), so a block of rows at a time bounds the memory
+        block = max(1, _BLOCK_ELEMS // n)
+        for start in range(0, n_boot, block):
+            b = min(block, n_boot - start)
             idx = rng.integers(0, n, size=(b, n))
             reps[start:start + b] = np.asarray(metric.fn(_Gathered(cols, idx)), dtype=float)
     else:
@@ -117,26 +126,37 @@ def aggregate(metrics: Sequence[Metric], cols: Columns, *, seed: int, label: str
     return out
 
 
+def group_rows(keys: np.ndarray) -> dict[Any, np.ndarray]:
+    """Row indices (ascending) of each distinct value of a categorical column, in order of first
+    appearance: the rows ``keys == value`` selects, found in one pass and one stable sort."""
+    codes: dict[Any, int] = {}
+    inverse = np.fromiter((codes.setdefault(k, len(codes)) for k in keys.tolist()), dtype=np.intp,
+                          count=len(keys))
+    order = np.argsort(inverse, kind="stable")
+    bounds = np.concatenate(([0], np.cumsum(np.bincount(inverse, minlength=len(codes)))))
+    return {k: order[bounds[c]:bounds[c + 1]] for k, c in codes.items()}
+
+
 def breakdown(metrics: Sequence[Metric], cols: Columns, group: str, *, seed: int, label: str = "",
               n_boot: int = N_BOOT) -> dict[str, dict[str, MetricValue]]:
     """Every metric over the rows of each value of the categorical column ``group``."""
     if group not in cols:
         return {}
-    keys = cols[group]
+    rows = group_rows(cols[group])
     out: dict[str, dict[str, MetricValue]] = {}
-    for key in sorted(set(keys.tolist()), key=str):
+    for key in sorted(rows, key=str):
         if key == "":
             continue
-        mask = keys == key
-        sub = {k: v[mask] for k, v in cols.items()}
+        sub = _Gathered(cols, rows[key])
         out[str(key)] = aggregate(metrics, sub, seed=seed, label=f"{label}/{group}={key}", n_boot=n_boot)
     return out
 
 
 def summarize(metrics: Sequence[Metric], cols: Mapping[str, np.ndarray], breakdown_keys: Sequence[str],
-              *, seed: int, label: str, n_boot: int = N_BOOT,
-              split_only: Sequence[str] = ()) -> tuple[dict[str, MetricValue], dict[str, dict[str, dict[str, MetricValue]]]]:
-    """Overall metrics and every breakdown (``split`` first when several splits ran)."""
+              *, seed: int, label: str, n_boot: int = N_BOOT, split_only: Sequence[str] = (),
+              group_ci: bool = True) -> tuple[dict[str, MetricValue], dict[str, dict[str, dict[str, MetricValue]]]]:
+    """Overall metrics and every breakdown (``split`` first when several splits ran); ``group_ci``
+    False leaves the breakdowns without intervals (for output that shows only the overall ones)."""
     overall = aggregate(metrics, cols, seed=seed, label=label, n_boot=n_boot)
     groups: dict[str, dict[str, dict[str, MetricValue]]] = {}
     keys = list(breakdown_keys)
@@ -144,7 +164,7 @@ def summarize(metrics: Sequence[Metric], cols: Mapping[str, np.ndarray], breakdo
         keys.insert(0, "split")
     per_group = [m for m in metrics if m.name not in split_only]
     for g in keys:
-        groups[g] = breakdown(per_group, cols, g, seed=seed, label=label, n_boot=n_boot)
+        groups[g] = breakdown(per_group, cols, g, seed=seed, label=label, n_boot=n_boot if group_ci else 0)
     return overall, groups
 
 

@@ -23,9 +23,11 @@ what vqaEval.py's ``overall`` / ``perQuestionType`` / ``perAnswerType`` compute 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from functools import lru_cache
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from itertools import chain
 from typing import Any
+
+import numpy as np
 
 from molmo_eval.core.metric import Metric
 from molmo_eval.metrics.generic import mean
@@ -82,41 +84,35 @@ def loo_groups(answer_records: Sequence[Mapping[str, Any]]) -> Groups:
 Truths = tuple[tuple[str, ...], bool]  # the answers as compared, whether they were normalized
 
 
-@lru_cache(maxsize=1 << 18)
-def _clean(text: str) -> str:
-    return clean_answer(text)
+class _Memo(dict[str, str]):
+    """``memo[s]`` is ``fn(s)``, computed once per distinct string (real VQAv2 val holds 2.1 million
+    human answers but tens of thousands of distinct strings, each normalized once); bounded: the memo
+    starts afresh when it holds ``limit`` strings."""
+
+    def __init__(self, fn: Callable[[str], str], limit: int = 1 << 20):
+        super().__init__()
+        self.fn, self.limit = fn, limit
+
+    def __missing__(self, key: str) -> str:
+        if len(self) >= self.limit:
+            self.clear()
+        value = self[key] = self.fn(key)
+        return value
 
 
-def _truths(answers: tuple[str, ...], normalize: Callable[[str], str]) -> Truths:
+_clean = _Memo(clean_answer).__getitem__
+_official = _Memo(normalize_answer).__getitem__  # of cleaned text
+_lmms_normalized = _Memo(lambda text: evalai_normalize(clean_answer(text))).__getitem__  # of raw text
+_evalai = _Memo(evalai_process).__getitem__  # of raw text
+_clean_normalized = _Memo(lambda text: normalize_answer(clean_answer(text))).__getitem__
+
+
+def _truths(answers: Sequence[str], normalize: Callable[[str], str]) -> Truths:
+    """The cleaned answers, normalized when they are not all identical (as vqaEval.py decides)."""
     cleaned = tuple(map(_clean, answers))
-    if len(set(cleaned)) > 1:
+    if len(cleaned) > 1 and cleaned.count(cleaned[0]) != len(cleaned):
         return tuple(map(normalize, cleaned)), True
     return cleaned, False
-
-
-@lru_cache(maxsize=1 << 14)  # answer tuples repeat less than answer strings; bounded memory
-def _official_truths(answers: tuple[str, ...]) -> Truths:
-    return _truths(answers, normalize_answer)
-
-
-@lru_cache(maxsize=1 << 14)
-def _lmms_truths(answers: tuple[str, ...]) -> Truths:
-    return tuple(_lmms_normalized(a) for a in answers), True
-
-
-@lru_cache(maxsize=1 << 14)
-def _m4c_truths(answers: tuple[str, ...]) -> Truths:
-    return tuple(map(evalai_process, answers)), True
-
-
-@lru_cache(maxsize=1 << 18)
-def _clean_normalized(pred: str) -> str:
-    return normalize_answer(clean_answer(pred))
-
-
-@lru_cache(maxsize=1 << 18)
-def _lmms_normalized(text: str) -> str:
-    return evalai_normalize(clean_answer(text))
 
 
 def _accuracy(pred: str, truths: Truths, groups: Groups) -> float:
@@ -132,7 +128,7 @@ def _accuracy(pred: str, truths: Truths, groups: Groups) -> float:
 
 def official_accuracy(pred: str, answers: tuple[str, ...], groups: Groups = None) -> float:
     """vqaEval.py accuracy of one prediction (normalization only when the answers differ)."""
-    truths = _official_truths(answers)
+    truths = _truths(answers, _official)
     return _accuracy(_clean_normalized(pred) if truths[1] else _clean(pred), truths, groups)
 
 
@@ -140,15 +136,136 @@ def lmms_eval_accuracy(pred: str, answers: tuple[str, ...], groups: Groups = Non
     """lmms-eval 0.7.3 ``vqav2_process_results`` behind its pipeline's ``strip()``: prediction and every
     answer cleaned, then EvalAI's ``process_punctuation`` and ``process_digit_article`` (no
     ``word_tokenize``); the leave-one-out as in vqaEval.py."""
-    return _accuracy(_lmms_normalized(pred), _lmms_truths(answers), groups)
+    return _accuracy(_lmms_normalized(pred), (tuple(map(_lmms_normalized, answers)), True), groups)
 
 
 def m4c_accuracy(pred: str, answers: tuple[str, ...], groups: Groups = None) -> float:
     """LLaVA/MMF ``TextVQAAccuracyEvaluator``: everything EvalAI-processed; answers told apart by index."""
-    return _accuracy(evalai_process(pred), _m4c_truths(answers), None)
+    return _accuracy(_evalai(pred), (tuple(map(_evalai, answers)), True), None)
 
 
 SCORERS = {"official": official_accuracy, "lmms-eval": lmms_eval_accuracy, "m4c": m4c_accuracy}
+
+
+def batch_accuracy(variant: str, preds: Sequence[object], answer_sets: Sequence[Sequence[str]],
+                   groups: Sequence[Groups]) -> list[float]:
+    """``SCORERS[variant](pred, answers, groups)`` of many questions, bit for bit, with the matching
+    done by numpy: every distinct string is cleaned and normalized once (`_Memo`) and given an integer
+    code, and the leave-one-out sum runs over the answer columns in the official order, for all
+    questions with the same number of answers at once. A prediction that is not text scores 0 (as
+    `vqa_score` has it); questions with `loo_groups`, and batches too small to gain from numpy, go
+    through the per-question scorer."""
+    out = [0.0] * len(preds)
+    by_len: dict[int, list[int]] = {}
+    scorer = SCORERS[variant]
+    small = len(preds) < _MIN_BATCH
+    for i, (pred, answers, g) in enumerate(zip(preds, answer_sets, groups)):
+        if type(pred) is not str:
+            continue
+        if small or g is not None or not answers:
+            out[i] = scorer(pred, tuple(answers), g)  # type: ignore[arg-type]
+            continue
+        by_len.setdefault(len(answers), []).append(i)
+    for k, rows in by_len.items():
+        values = _matched(variant, [preds[i] for i in rows], [answer_sets[i] for i in rows], k)  # type: ignore[misc]
+        for i, v in zip(rows, values.tolist()):
+            out[i] = v
+    return out
+
+
+_MIN_BATCH = 256  # below this, numpy's per-call cost exceeds what it saves
+
+
+class _Codes(dict[str, int]):
+    """An integer per distinct string, in order of first lookup; ``names[code]`` is the string."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.names: list[str] = []
+
+    def __missing__(self, key: str) -> int:
+        code = self[key] = len(self.names)
+        self.names.append(key)
+        return code
+
+
+class _CodeOf(dict[str, int]):
+    """``memo[raw]``: the code (in ``codes``) of ``fn(raw)``, one lookup per raw string."""
+
+    def __init__(self, fn: Callable[[str], str], codes: _Codes):
+        super().__init__()
+        self.fn, self.codes = fn, codes
+
+    def __missing__(self, key: str) -> int:
+        code = self[key] = self.codes[self.fn(key)]
+        return code
+
+
+class _Coder:
+    """The codes of one variant, kept from batch to batch (a split is scored in chunks, and most of a
+    chunk's strings were met in an earlier one), so a raw string costs a Python call once; bounded:
+    `_coder` starts afresh past ``_CODER_LIMIT`` strings."""
+
+    def __init__(self, variant: str):
+        self.codes = _Codes()
+        if variant == "official":
+            self.clean = _CodeOf(_clean, self.codes).__getitem__
+            self.clean_normalized = _CodeOf(_clean_normalized, self.codes).__getitem__
+        else:  # m4c, lmms-eval: both sides always processed
+            self.clean = _CodeOf(_evalai if variant == "m4c" else _lmms_normalized, self.codes).__getitem__
+        self._normalized = np.zeros(0, dtype=np.int64)  # code -> code of its official normalization; -1: not yet
+
+    def normalized(self, needed: np.ndarray) -> np.ndarray:
+        """code -> the code of `_official` of its string, for (at least) the codes in ``needed``."""
+        table = self._grown()
+        for c in set(needed[table[needed] < 0].tolist()):  # (a set: np.unique imports numpy.ma, 15 ms)
+            table[c] = self.codes[_official(self.codes.names[c])]  # may add codes: grown again below
+        return self._grown()
+
+    def _grown(self) -> np.ndarray:
+        n, old = len(self.codes.names), self._normalized
+        if len(old) < n:
+            self._normalized = np.concatenate([old, np.full(max(n - len(old), len(old)), -1, dtype=np.int64)])
+        return self._normalized
+
+
+_CODER_LIMIT = 1 << 21
+_coders: dict[str, _Coder] = {}
+
+
+def _coder(variant: str) -> _Coder:
+    coder = _coders.get(variant)
+    if coder is None or len(coder.codes) > _CODER_LIMIT:
+        coder = _coders[variant] = _Coder(variant)
+    return coder
+
+
+def _matched(variant: str, preds: list[str], answer_sets: list[Sequence[str]], k: int) -> np.ndarray:
+    """VQA accuracy of questions with ``k`` answers each (see `batch_accuracy`)."""
+    flat = list(chain.from_iterable(answer_sets))
+    coder = _coder(variant)
+    if variant != "official":  # m4c, lmms-eval: both sides always processed
+        truth = _array(map(coder.clean, flat), len(flat)).reshape(-1, k)
+        pred = _array(map(coder.clean, preds), len(preds))
+    else:
+        cleaned = _array(map(coder.clean, flat), len(flat)).reshape(-1, k)
+        # normalized when the cleaned answers are not all identical (one answer: never)
+        differ = (cleaned != cleaned[:, :1]).any(axis=1) if k > 1 else np.zeros(len(preds), dtype=bool)
+        normalized = coder.normalized(cleaned[differ].ravel())  # cleaned -> normalized
+        truth = np.where(differ[:, None], normalized[cleaned], cleaned)
+        plain = _array(map(coder.clean, preds), len(preds))
+        both = _array(map(coder.clean_normalized, preds), len(preds))
+        pred = np.where(differ, both, plain)
+    match = truth == pred[:, None]
+    total = match.sum(axis=1)
+    acc = np.zeros(len(preds))
+    for i in range(k):  # loo_accuracy's sum, column by column: the same float operations in the same order
+        acc += np.minimum(1, (total - match[:, i]) / 3)
+    return acc / k
+
+
+def _array(codes: Iterable[int], n: int) -> np.ndarray:
+    return np.fromiter(codes, dtype=np.int64, count=n)
 
 
 def vqa_metrics() -> tuple[Metric, ...]:

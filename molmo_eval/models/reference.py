@@ -9,12 +9,15 @@ as ``<point> <x_k> <y_k>`` tokens (`CoordSpace.BINS`); prompts are rendered in t
     molmo-eval --model reference --model-args checkpoint=runs/train/stage3_pointing --tasks pope
 
 Model arguments: ``checkpoint=DIR`` (default: the bundled one), ``threads=N`` (torch threads,
-default $OMP_NUM_THREADS or 2), ``max_batch=N`` (requests decoded together, default 64). torch is imported inside the
-factory, so listing models stays fast and a missing torch is one clear line.
+default $OMP_NUM_THREADS or 2), ``max_batch=N`` (requests decoded together, default 64). torch and the
+weights are loaded at the first request that reaches the model, so listing models stays fast, a
+run served entirely from the response cache never loads them, and a missing torch is one clear line.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
@@ -46,31 +49,58 @@ class ReferenceModel:
         if unknown:
             raise ConfigError(f"--model-args: unknown argument(s) for model 'reference': "
                               f"{', '.join(sorted(unknown))} (expected checkpoint, threads, max_batch)")
-        passive_openmp()
-        try:
-            import torch
-        except ModuleNotFoundError:
-            raise MissingDependency("torch", "model", "the reference model") from None
-        from molmo_eval.reference_model import checkpoint as ckpt
+        from importlib.util import find_spec
 
+        if find_spec("torch") is None:  # located, not imported: a missing torch fails now, in one line
+            raise MissingDependency("torch", "model", "the reference model")
         path = Path(checkpoint).expanduser() if checkpoint else bundled_checkpoint()
-        if not ckpt.is_checkpoint(path):
+        if not ((path / WEIGHTS).is_file() and (path / CONFIG).is_file()):
             raise ConfigError(f"--model-args checkpoint={path}: not a reference-model checkpoint "
-                              f"(needs {ckpt.CONFIG} and {ckpt.WEIGHTS})")
+                              f"(needs {CONFIG} and {WEIGHTS})")
         if threads is None:  # OMP_NUM_THREADS when set (torchrun sets 1 per rank), else 2
             import os
 
             threads = os.environ.get("OMP_NUM_THREADS") or 2
         self.threads, self.max_batch = _positive(threads, "threads"), _positive(max_batch, "max_batch")
-        torch.set_num_threads(self.threads)
         self.device = device
         self.path = path
-        self.model, self.tok, self.meta = ckpt.load(path, device=device)
-        self.fingerprint = f"reference-{ckpt.digest(path)[:20]}"
+        self.fingerprint = f"reference-{checkpoint_digest(path)[:20]}"
+        self._loaded: tuple[Any, Any, Any] | None = None  # torch and the weights: at the first model call
         # prefix embeddings (the vision encoder + connector output) of recent images, by image
         # digest: benchmarks ask several questions about one image (POPE's three splits, RefCOCO's
         # referring expressions, MMBench's circular passes), and this part is about half the cost
         self._prefixes = _Lru(PREFIX_CACHE_IMAGES)
+
+    @property
+    def model(self) -> Any:
+        return self._load()[0]
+
+    @property
+    def tok(self) -> Any:
+        return self._load()[1]
+
+    @property
+    def meta(self) -> Any:
+        return self._load()[2]
+
+    def _load(self) -> tuple[Any, Any, Any]:
+        """torch and the checkpoint, loaded when a request first reaches the model: a run whose every
+        output is in the response cache never imports torch (1-3 s) nor loads the weights."""
+        if self._loaded is None:
+            passive_openmp()
+            try:
+                import torch
+            except ModuleNotFoundError:
+                raise MissingDependency("torch", "model", "the reference model") from None
+            from molmo_eval.reference_model import checkpoint as ckpt
+
+            torch.set_num_threads(self.threads)
+            self._loaded = ckpt.load(self.path, device=self.device)
+        return self._loaded
+
+    def counts(self) -> dict[str, int]:
+        """For the run record (``counts.model_loads``): whether the weights were loaded at all."""
+        return {"loads": int(self._loaded is not None)}
 
     def cache_extra(self, request: Request) -> str:
         return ""  # outputs are a pure function of the prompt, the image and the settings
@@ -104,6 +134,24 @@ class ReferenceModel:
         return [Generation(text=_cut(t, r.settings.stop)) for t, r in zip(texts, requests)]
 
 
+WEIGHTS, CONFIG = "model.safetensors", "config.json"  # a checkpoint's files (reference_model.checkpoint)
+
+
+def checkpoint_digest(path: Path) -> str:
+    """``reference_model.checkpoint.digest``, the checkpoint's identity (sha256 of the weights and of
+    the output-deciding part of the config), computed without torch: that module imports torch at
+    its top, and the fingerprint is needed before the cache says whether the model is (tests check
+    that the two agree)."""
+    h = hashlib.sha256()
+    with open(path / WEIGHTS, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    config = json.loads((path / CONFIG).read_text())
+    identity = {k: config.get(k) for k in ("format", "model", "dtype", "tokenizer")}
+    h.update(json.dumps(identity, sort_keys=True, separators=(",", ":")).encode())
+    return h.hexdigest()
+
+
 PREFIX_CACHE_IMAGES = 256  # x (P, D) float32: about 13 MB for the bundled model
 
 
@@ -111,7 +159,8 @@ class _Lru:
     """A small least-recently-used map (one process, one thread: the runner calls generate serially)."""
 
     def __init__(self, capacity: int):
-        self.capacity, self._d = capacity, OrderedDict()
+        self.capacity = capacity
+        self._d: OrderedDict[str, Any] = OrderedDict()
 
     def __contains__(self, key: str) -> bool:
         return key in self._d

@@ -14,11 +14,10 @@ from typing import Any
 
 import numpy as np
 
-from molmo_eval.core import registry
-from molmo_eval.core.errors import ConfigError, MolmoEvalError
+from molmo_eval.core.errors import ConfigError
 from molmo_eval.core.metric import Direction
 from molmo_eval.core.registry import plugin_metrics
-from molmo_eval.core.types import AnswerKind, MetricValue
+from molmo_eval.core.types import MetricValue
 from molmo_eval.report.inputs import SampleStore
 from molmo_eval.report.model import (
     LAYOUTS,
@@ -155,18 +154,15 @@ def build_table(
     )
 
 
+NA_WITHOUT_POINTING = ("pointqa",)  # tasks a model without point tokens cannot answer at all
+
+
 def _value(e: Entry, c: Column) -> Value:
-    if e.coords.get("pointing") == "off" and _answers_with_points(c.task):
-        return Value(None, na=True)  # no point tokens: like Molmo's ablation, N/A rather than a number
+    if e.coords.get("pointing") == "off" and c.task in NA_WITHOUT_POINTING:
+        # like Molmo's ablation: PointQA is N/A without pointing; RefCOCO is scored (plain-text points)
+        return Value(None, na=True)
     tr = e.record.tasks.get(c.task)
     return Value(tr.metrics.get(c.metric) if tr is not None else None)
-
-
-def _answers_with_points(task: str) -> bool:
-    try:
-        return registry.get_task(task).answer_kind is AnswerKind.POINTS
-    except MolmoEvalError:
-        return False
 
 
 def _average(values: Sequence[Value], base: Sequence[Value] | None) -> Value | None:

@@ -42,9 +42,16 @@ METRIC_TITLES = {
     "consistency": "Consistency",
     "count_accuracy": "Count acc",
 }
-AXIS_TITLES = {"stages": "Stages", "data": "Data", "pointing": "Pointing", "seed": "Seed"}
+AXIS_TITLES = {
+    "stages": "Stages",
+    "data": "Data",
+    "pointing": "Pointing",
+    "captions": "Captions",
+    "seed": "Seed",
+}
 LAYOUTS = ("models", "ablation")
 ALPHA = 0.05
+THROUGHPUT = "throughput"  # the task name of a generation-speed column (tokens/s, not a rate)
 
 
 @dataclass(frozen=True)
@@ -117,10 +124,23 @@ class Table:
 
     @property
     def rate(self) -> bool:
+        """Every metric column holds fractions in [0, 1] (rendered as percent); speed columns aside."""
         vals = [
-            v.mv.value for r in self.rows for v in r.values if v.mv is not None and not math.isnan(v.mv.value)
+            v.mv.value
+            for r in self.rows
+            for c, v in zip(self.columns, r.values)
+            if c.task != THROUGHPUT and v.mv is not None and not math.isnan(v.mv.value)
         ]
         return all(0.0 <= x <= 1.0 for x in vals)
+
+
+@dataclass(frozen=True)
+class Paper:
+    """The paper's ablation tables of a grid (title, table) and the findings computed from them."""
+
+    tables: tuple[tuple[str, Table], ...]
+    findings: tuple[str, ...]
+    notes: tuple[str, ...] = ()
 
 
 def find_row(entries: Sequence[Entry], name: str) -> int:

@@ -127,6 +127,25 @@ def _pct(mv: Any) -> tuple[float, float, float]:
     return v, max(lo, 0.0), max(hi, 0.0)
 
 
+def value_limits(values: Sequence[float], rate: bool) -> tuple[float, float]:
+    """The value axis of a panel: 0-100 for rates; otherwise 0 to the largest finite value with a
+    margin, and 0-1 when every value is 0 or undefined (matplotlib would draw -0.05 to 0.05)."""
+    if rate:
+        return (0, 100)
+    finite = [v for v in values if not math.isnan(v)]
+    top = max(finite, default=0.0)
+    return (0, 1.0) if top <= 0 else (0, 1.1 * top)
+
+
+def _mark_undefined(ax: Any, positions: Sequence[float], vals: Sequence[float], horizontal: bool) -> None:
+    """An undefined value (NaN) is written as "NaN" where its bar would start: never a 0-height bar."""
+    for pos, v in zip(positions, vals):
+        if math.isnan(v):
+            kw = {"fontsize": 7, "color": "#cf222e", "ha": "left" if horizontal else "center"}
+            where = (1, pos) if horizontal else (pos, 1)
+            ax.text(*where, "NaN", va="center" if horizontal else "bottom", **kw)
+
+
 def _wrap(text: str, width: int = 14) -> str:
     import textwrap
 
@@ -232,6 +251,7 @@ def _grouped_bars(table: Any, groups: Sequence[tuple[str, Any]], title: str) -> 
     fig = _figure(max(5.0, 0.95 * len(cols) * max(1, len(groups)) / 2 + 2.5), 3.6)
     ax = fig.subplots()
     width = 0.8 / max(1, len(groups))
+    shown: list[float] = []
     for k, (label, row) in enumerate(groups):
         vals = [_pct(v.mv) for v in row.values]
         x = [j + (k - (len(groups) - 1) / 2) * width for j in range(len(cols))]
@@ -245,9 +265,11 @@ def _grouped_bars(table: Any, groups: Sequence[tuple[str, Any]], title: str) -> 
             label=label,
             error_kw={"linewidth": 0.8},
         )
+        _mark_undefined(ax, x, [v[0] for v in vals], horizontal=False)
+        shown += [v[0] for v in vals]
     ax.set_xticks(range(len(cols)), [f"{c.title}\n{_metric_title(c.metric)}" for c in cols])
     ax.set_ylabel("score (%)")
-    ax.set_ylim(0, 100 if table.rate else None)
+    ax.set_ylim(*value_limits(shown, table.rate))
     ax.grid(True, axis="y", alpha=0.3)
     ax.set_axisbelow(True)
     fig.suptitle(title, fontsize=11)
@@ -332,6 +354,7 @@ def breakdown(table: Any, task: str, group: str) -> Any:
     fig = _figure(6.4, max(2.4, 1.2 + sum(per_key) + 0.22 * math.ceil(len(rows) / 2)))
     ax = fig.subplots()
     h = 0.8 / max(1, len(rows))
+    shown: list[float] = []
     for k, r in enumerate(rows):
         tr = r.entry.record.tasks.get(task)
         vals = [
@@ -348,10 +371,12 @@ def breakdown(table: Any, task: str, group: str) -> Any:
             label=short_label(table, r, fixed) or r.entry.label,
             error_kw={"linewidth": 0.7},
         )
+        _mark_undefined(ax, y, [v[0] for v in vals], horizontal=True)
+        shown += [v[0] for v in vals]
     ax.set_yticks(range(len(keys)), labels)
     ax.invert_yaxis()
     ax.set_xlabel(f"{_metric_title(col.metric)} (%)")
-    ax.set_xlim(0, 100 if table.rate else None)
+    ax.set_xlim(*value_limits(shown, table.rate))
     ax.grid(True, axis="x", alpha=0.3)
     ax.set_axisbelow(True)
     fig.suptitle(

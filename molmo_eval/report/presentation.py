@@ -10,12 +10,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from molmo_eval.core.types import MetricValue
-from molmo_eval.report.model import AXIS_TITLES, Column, Row, Table, Value
+from molmo_eval.report.model import AXIS_TITLES, THROUGHPUT, Column, Row, Table, Value
+
+MISSING = "–"  # no value: the task was not run for this row
+UNDEFINED = "NaN"  # the metric is undefined (e.g. F1 without a positive prediction): never shown as 0
 
 
 def fmt(v: float | None, rate: bool, digits: int) -> str:
-    if v is None or math.isnan(v):
-        return "–"
+    if v is None:
+        return MISSING
+    if math.isnan(v):
+        return UNDEFINED
     return f"{100 * v:.{digits}f}" if rate else f"{v:.{digits + 2}g}"
 
 
@@ -49,8 +54,9 @@ def row_heads(table: Table, row: Row) -> list[str]:
         if table.layout == "ablation"
         else [row.entry.label]
     )
-    if row.is_baseline:
-        heads[-1 if table.layout == "ablation" else 0] += " (baseline)"
+    i = -1 if table.layout == "ablation" else 0
+    if row.is_baseline and "baseline" not in heads[i].lower():  # never "Baseline (baseline)"
+        heads[i] += " (baseline)"
     return heads
 
 
@@ -63,11 +69,14 @@ class CellText:
     best: bool
 
 
-def cell_text(table: Table, v: Value | None) -> CellText:
+def cell_text(table: Table, v: Value | None, column: Column | None = None) -> CellText:
     if v is not None and v.na:
         return CellText("N/A", "", "", "", False)
     if v is None or v.mv is None:
-        return CellText("–", "", "", "", False)
+        return CellText(MISSING, "", "", "", False)
+    if column is not None and column.task == THROUGHPUT:  # tokens/s: whole numbers, no CI
+        delta = "" if v.delta is None else f"{v.delta:+.0f}"
+        return CellText(f"{v.mv.value:.0f}", "", delta, "", v.best)
     rate, d = table.rate, table.digits
     ci = ""
     if table.ci and v.mv.ci_low is not None and v.mv.ci_high is not None:
@@ -76,7 +85,7 @@ def cell_text(table: Table, v: Value | None) -> CellText:
 
 
 def row_cells(table: Table, row: Row) -> list[CellText]:
-    out = [cell_text(table, v) for v in row.values]
+    out = [cell_text(table, v, c) for c, v in zip(table.columns, row.values)]
     if table.with_average:
         out.append(cell_text(replace(table, ci=False), row.average))
     return out
@@ -84,13 +93,21 @@ def row_cells(table: Table, row: Row) -> list[CellText]:
 
 def caption(table: Table) -> list[str]:
     """Sentences that say how to read the table (shared by every format)."""
-    metric_list = ", ".join(f"{c.title}: {c.metric}" for c in table.columns)
+    metric_list = ", ".join(f"{c.title}: {c.metric}" for c in table.columns if c.task != THROUGHPUT)
     unit = "percent" if table.rate else "metric units"
     lines = [f"Values in {unit} ({metric_list}); best per column in bold."]
+    if any(c.task == THROUGHPUT for c in table.columns):
+        lines.append("Tok/s: generated tokens per second of generation, measured in the row's own "
+                     "evaluation run (– when not measured: an older record, or every output came from "
+                     "the response cache).")
+    values = [v for row in table.rows for v in row.values]
+    if any(v.mv is not None and math.isnan(v.mv.value) for v in values):
+        lines.append(f"{UNDEFINED}: the metric is undefined for that row (e.g. F1 without a positive "
+                     f"prediction), which is not 0; {MISSING}: not evaluated.")
     if table.with_average:
         lines.append("Avg. is the unweighted mean of the columns.")
     if any(v.na for row in table.rows for v in row.values):
-        lines.append("N/A: a pointing benchmark for a model trained without point tokens (as in Molmo's "
+        lines.append("N/A: PointQA for a model trained without point tokens (as in Molmo's "
                      "ablation); its row has no average.")
     if table.ci:
         lines.append("Ranges are 95% bootstrap confidence intervals over samples.")

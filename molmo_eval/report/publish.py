@@ -11,12 +11,13 @@ from pathlib import Path
 from molmo_eval.core.errors import ConfigError, DataError, MissingDependency
 from molmo_eval.report import viewer
 from molmo_eval.report.build import build_table
-from molmo_eval.report.csv_table import render_csv
+from molmo_eval.report.csv_table import render_csv, render_csv_paper
 from molmo_eval.report.html_page import html_document
 from molmo_eval.report.inputs import SampleStore, load_inputs
-from molmo_eval.report.latex import render_latex
+from molmo_eval.report.latex import render_latex, render_latex_paper
 from molmo_eval.report.markdown import markdown_document, render_markdown
-from molmo_eval.report.model import Inputs, Table
+from molmo_eval.report.model import Inputs, Paper, Table
+from molmo_eval.report.paper import build_paper
 from molmo_eval.report.plots import figures, png_bytes, save_plots
 from molmo_eval.run.records import atomic_write
 
@@ -36,19 +37,24 @@ def render(
     view: str | None = None,
     seed: int = 0,
     breakdowns: bool = True,
+    paper: Paper | None = None,
 ) -> str:
-    """One document in ``fmt_name`` (md, latex, csv, html); the terminal format prints instead."""
+    """One document in ``fmt_name`` (md, latex, csv, html); the terminal format prints instead.
+    ``paper``: a grid's ablation tables and findings, rendered before the full grid."""
+    paper = paper if paper is not None and paper.tables else None
     if fmt_name == "md":
         listing = ""
         if samples:
             listing = viewer.markdown_listing(
                 viewer.pick_for_table(table, store or SampleStore(), samples, n, view=view, seed=seed)
             )
-        return markdown_document(table, title, breakdowns=breakdowns, samples=listing)
+        return markdown_document(table, title, breakdowns=breakdowns, samples=listing, paper=paper)
     if fmt_name == "latex":
-        return render_latex(table)
+        if paper is None:
+            return render_latex(table)
+        return render_latex_paper(paper) + "\n% --- Full grid ---\n" + render_latex(table)
     if fmt_name == "csv":
-        return render_csv(table)
+        return render_csv(table) + ("\n" + render_csv_paper(paper) if paper is not None else "")
     if fmt_name == "html":
         figs, no_plots = _png_figures(table) if plots else ([], "")
         cards = None
@@ -56,7 +62,7 @@ def render(
             picks = viewer.pick_for_table(table, store or SampleStore(), samples, n, view=view, seed=seed)
             cards = (samples, viewer.html_cards(picks))
         return html_document(
-            table, title, figures=figs, no_plots=no_plots, samples=cards, breakdowns=breakdowns
+            table, title, figures=figs, no_plots=no_plots, samples=cards, breakdowns=breakdowns, paper=paper
         )
     raise ConfigError(f"--format {fmt_name!r}: expected one of {', '.join(FORMATS)}")
 
@@ -87,6 +93,7 @@ class ReportSpec:
     samples: str | None = None
     n: int = 3
     view: str | None = None
+    paper: bool = True  # a grid's ablation tables and findings before the full grid
 
 
 def read_manifest(root: Path) -> list[ReportSpec]:
@@ -149,6 +156,10 @@ def regenerate(root: Path, out: Path | None = None) -> list[Path]:
         table = build_table(
             inputs, layout=spec.layout, metrics=spec.metrics, baseline=spec.baseline, ci=spec.ci, store=store
         )
+        paper = None
+        if spec.paper and table.layout == "ablation":
+            paper = build_paper(inputs, store=store, ci=spec.ci)
+        paper = paper if paper is not None and paper.tables else None
         plot_files: list[str] = []
         if spec.plots:
             for p in save_plots(table, out / "plots", prefix=spec.name):
@@ -158,7 +169,9 @@ def regenerate(root: Path, out: Path | None = None) -> list[Path]:
         for f in spec.formats:
             target = out / f"{spec.name}{EXTENSIONS[f]}"
             text = (
-                markdown_document(table, spec.title, plots=[Path(p).as_posix() for p in plot_files])
+                markdown_document(
+                    table, spec.title, plots=[Path(p).as_posix() for p in plot_files], paper=paper
+                )
                 if f == "md"
                 else render(
                     table,
@@ -169,6 +182,7 @@ def regenerate(root: Path, out: Path | None = None) -> list[Path]:
                     samples=spec.samples,
                     n=spec.n,
                     view=spec.view,
+                    paper=paper,
                 )
             )
             _write(target, text)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from molmo_eval.report.model import Table
+from molmo_eval.report.model import Paper, Table
 from molmo_eval.report.presentation import caption, header, row_cells, row_heads
 
 
@@ -38,3 +38,16 @@ def render_terminal(table: Table, stream: Any = None, title: str | None = None) 
     console.print(t)
     for line in caption(table):
         console.print(line, style="dim", highlight=False)
+
+
+def render_terminal_paper(paper: Paper, stream: Any = None) -> None:
+    """The findings and the paper's ablation tables."""
+    from rich.console import Console
+
+    console = Console(file=stream, soft_wrap=False)
+    for title, t in paper.tables:
+        render_terminal(t, stream, title)
+        console.print()
+    console.print("Findings: " + " ".join(paper.findings), highlight=False)
+    for n in paper.notes:
+        console.print(n, style="dim", highlight=False)

@@ -7,21 +7,23 @@ reason (`describe`: stage, exception type and message, bounded in length) in ``s
 scores as a wrong answer and the run goes on. Only a `MolmoEvalError` from the model itself (a
 configuration problem that would fail every sample alike) stops the run.
 
-`generate_safe` is used by the runner and the server; `score_sample` by the runner, ``molmo-eval
-score`` and the lmms-eval hooks.
+`generate_safe` is used by the runner and the server; `score_sample` (one sample) and `score_samples`
+(many, scored together by `Task.score_batch`) by the runner, ``molmo-eval score`` and the lmms-eval
+hooks.
 """
 
 from __future__ import annotations
 
 import numbers
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
+from typing import NamedTuple
 
 from molmo_eval.core.errors import MolmoEvalError
 from molmo_eval.core.model import Model
 from molmo_eval.core.task import Task
 from molmo_eval.core.types import Answer, CoordSpace, Generation, Request, Sample, SampleScore
-from molmo_eval.run.scoring import score_one
+from molmo_eval.run.scoring import parse_context, score_one
 
 MAX_ERROR_CHARS = 500  # an exception may quote the whole output; samples.jsonl keeps the reason short
 
@@ -71,8 +73,7 @@ def _floats(values: object, n: int, what: str) -> tuple[float, ...]:
     return out
 
 
-@dataclass(frozen=True)
-class Scored:
+class Scored(NamedTuple):
     """One sample's parsed answer and score; ``error`` says why the sample failed (None: it did not)."""
 
     answer: Answer | None
@@ -94,9 +95,57 @@ def score_sample(task: Task, sample: Sample, gen: Generation | None, space: Coor
         return Scored(None, _failed_score(task, sample), describe("scoring", e))
 
 
+def score_samples(task: Task, samples: Sequence[Sample], gens: Sequence[Generation | None], space: CoordSpace,
+                  sizes: Sequence[tuple[int, int] | None] | None = None) -> list[Scored]:
+    """`score_sample` of each sample, with the scores computed together by `Task.score_batch`: each
+    sample is parsed under the guard, the parsed ones scored in one call; should that call raise,
+    they are scored one by one, so a sample that makes its scorer fail fails alone, as always."""
+    out: list[Scored | None] = [None] * len(samples)
+    todo: list[int] = []
+    answers: list[Answer] = []
+    parse = task.parse
+    for i, (sample, gen) in enumerate(zip(samples, gens)):
+        if gen is None or gen.error is not None:
+            out[i] = Scored(None, _failed_score(task, sample), None if gen is None else gen.error)
+            continue
+        size = sizes[i] if sizes is not None else None
+        try:
+            answers.append(parse(sample, gen, parse_context(space, size or sample.image_size)))
+        except Exception as e:
+            out[i] = Scored(None, _failed_score(task, sample), describe("scoring", e))
+            continue
+        todo.append(i)
+    if todo:
+        batch = [samples[i] for i in todo]
+        try:
+            scores: list[SampleScore | Scored] = list(task.score_batch(batch, answers))
+            if len(scores) != len(todo):
+                raise ValueError(f"score_batch returned {len(scores)} scores for {len(todo)} samples")
+        except Exception:  # one by one: the sample that raises fails alone
+            scores = [_score_alone(task, s, a) for s, a in zip(batch, answers)]
+        for i, answer, score in zip(todo, answers, scores):
+            out[i] = score if isinstance(score, Scored) else _checked(task, samples[i], answer, score)
+    return out  # type: ignore[return-value]
+
+
+def _checked(task: Task, sample: Sample, answer: Answer, score: SampleScore) -> Scored:
+    try:
+        _check_values(score)
+    except Exception as e:
+        return Scored(None, _failed_score(task, sample), describe("scoring", e))
+    return Scored(answer, score)
+
+
+def _score_alone(task: Task, sample: Sample, answer: Answer) -> SampleScore | Scored:
+    try:
+        return task.score(sample, answer)
+    except Exception as e:
+        return Scored(None, _failed_score(task, sample), describe("scoring", e))
+
+
 def _check_values(score: SampleScore) -> None:
     for k, v in score.values.items():
-        if isinstance(v, bool) or not isinstance(v, numbers.Real):
+        if type(v) is not float and (isinstance(v, bool) or not isinstance(v, numbers.Real)):
             raise TypeError(f"score column {k!r} holds {type(v).__name__}, not a number")
 
 

@@ -12,17 +12,21 @@ from __future__ import annotations
 from pathlib import Path
 
 from molmo_eval.core.errors import DataError, MolmoEvalError
+from molmo_eval.core.heap import gc_paused
 from molmo_eval.core.task import Task
 from molmo_eval.core.types import Sample
 from molmo_eval.data.files import file_digest
 
 
-def load_split(task: Task, data_dir: Path, split: str) -> tuple[list[Sample], dict[str, str]]:
-    """The samples of ``split`` and the sha256 of its annotation files (name -> digest)."""
+def load_split(task: Task, data_dir: Path, split: str, *, digests: bool = True
+               ) -> tuple[list[Sample], dict[str, str]]:
+    """The samples of ``split`` and the sha256 of its annotation files (name -> digest; none when
+    ``digests`` is False: hashing VQAv2's 170 MB of annotations is wasted where no record lists it)."""
     files = task.data_files(data_dir, split)
     where = files[0] if len(files) == 1 else data_dir
     try:
-        samples = task.load(data_dir, split)
+        with gc_paused():  # a loader builds millions of acyclic objects (`molmo_eval.core.heap`)
+            samples = task.load(data_dir, split)
     except MolmoEvalError:
         raise
     except Exception as e:  # the floor under every loader: never a traceback for bad data
@@ -31,10 +35,13 @@ def load_split(task: Task, data_dir: Path, split: str) -> tuple[list[Sample], di
     if not samples:
         raise DataError(f"split {split!r} of task {task.name!r} holds no samples", path=where,
                         expected="at least one question")
+    ids = [s.id for s in samples]
+    if len(set(ids)) == len(ids):
+        return samples, {f.name: file_digest(f) for f in files} if digests else {}
     seen: set[str] = set()
-    for s in samples:
+    for s in samples:  # which id is the first to repeat
         if s.id in seen:
             raise DataError(f"duplicate sample id {s.id!r} in split {split!r} of task {task.name!r}",
                             path=where, record=f"id {s.id}", expected="each question once")
         seen.add(s.id)
-    return samples, {f.name: file_digest(f) for f in files}
+    return samples, {f.name: file_digest(f) for f in files} if digests else {}

@@ -55,34 +55,56 @@ class Staged:
     entry: dict[str, Any]  # {"sha256", "bytes"(, "lines")}
 
 
+class StagedFile:
+    """A file written chunk by chunk under a temporary name beside ``path`` (``.<name>.<random>.tmp``,
+    which `molmo_eval.run.rundir.clean_stale` removes if a run dies), with the mode ``open()`` would
+    give it (`new_file_mode`), digested as it is written; `close` fsyncs it and returns the `Staged`
+    file for the caller to rename into place, `discard` removes it."""
+
+    def __init__(self, path: Path, *, count_lines: bool = False):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        self.path, self.tmp, self._count = path, Path(tmp), count_lines
+        self._f = os.fdopen(fd, "wb")
+        if hasattr(os, "fchmod"):  # mkstemp makes 0600; the file gets the mode open() would give it
+            os.fchmod(fd, new_file_mode())
+        self._h, self.bytes, self.lines = hashlib.sha256(), 0, 0
+
+    def write(self, chunk: str) -> None:
+        # JSON text arrives escaped (jsonio); Markdown may carry a lone surrogate from the data
+        data = chunk.encode("utf-8", "backslashreplace")
+        self._f.write(data)
+        self._h.update(data)
+        self.bytes += len(data)
+        if self._count:
+            self.lines += data.count(b"\n")
+
+    def close(self) -> Staged:
+        self._f.flush()
+        os.fsync(self._f.fileno())
+        self._f.close()
+        entry: dict[str, Any] = {"sha256": self._h.hexdigest(), "bytes": self.bytes}
+        if self._count:
+            entry["lines"] = self.lines
+        return Staged(self.tmp, self.path, entry)
+
+    def discard(self) -> None:
+        self._f.close()
+        remove(self.tmp)
+
+
 def stage(path: Path, text: str | Iterable[str], *, count_lines: bool = False) -> Staged:
     """Write ``text`` (or an iterable of chunks) to a temporary file beside ``path``, fsync it and
     digest it. `Staged.tmp` is renamed into place by the caller (`atomic_write` does it at once); it has
     the mode ``open()`` would give the file (`new_file_mode`), not mkstemp's 0600."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    h, size, lines = hashlib.sha256(), 0, 0
+    f = StagedFile(path, count_lines=count_lines)
     try:
-        with os.fdopen(fd, "wb") as f:
-            if hasattr(os, "fchmod"):  # mkstemp makes 0600
-                os.fchmod(f.fileno(), new_file_mode())
-            for chunk in (text,) if isinstance(text, str) else text:
-                # JSON text arrives escaped (jsonio); Markdown may carry a lone surrogate from the data
-                data = chunk.encode("utf-8", "backslashreplace")
-                f.write(data)
-                h.update(data)
-                size += len(data)
-                if count_lines:
-                    lines += data.count(b"\n")
-            f.flush()
-            os.fsync(f.fileno())
+        for chunk in (text,) if isinstance(text, str) else text:
+            f.write(chunk)
+        return f.close()
     except BaseException:
-        remove(Path(tmp))
+        f.discard()
         raise
-    entry: dict[str, Any] = {"sha256": h.hexdigest(), "bytes": size}
-    if count_lines:
-        entry["lines"] = lines
-    return Staged(Path(tmp), path, entry)
 
 
 def new_file_mode() -> int:

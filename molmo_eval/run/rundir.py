@@ -21,7 +21,8 @@ new run whole — never the record of one run beside the files of another.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -108,22 +109,30 @@ class FolderWriteError(MolmoEvalError):
 
 
 def write_run(run_dir: Path, record: RunRecord, lines: Sequence[Mapping[str, Any]] | None,
-              report: str) -> RunRecord:
+              report: str, *, staged: Sequence[Staged] = ()) -> RunRecord:
     """Write a run folder (``lines`` None: no per-sample log) as a unit; returns the record as written,
-    with the digests of the folder's files."""
+    with the digests of the folder's files. ``staged``: run files already staged in the folder (the
+    runner's samples.jsonl and scores.json, written as its tasks finished); renamed in with the rest,
+    or removed if the folder cannot be written."""
+    with writing(f"the run folder {run_dir}"):
+        return _write_run(run_dir, record, lines, report, list(staged))
+
+
+@contextmanager
+def writing(what: str) -> Iterator[None]:
+    """An OSError (a full disk, a folder removed under the run) while writing ``what`` becomes a
+    `FolderWriteError`: one clear line, exit 1, and the same command finishes from the cache."""
     try:
-        return _write_run(run_dir, record, lines, report)
+        yield
     except OSError as e:
-        raise FolderWriteError(f"cannot write the run folder {run_dir} ({e.strerror or e}); the model's "
-                               "outputs are in the response cache: fix this and run the same command "
-                               "again") from e
+        raise FolderWriteError(f"cannot write {what} ({e.strerror or e}); the model's outputs are in the "
+                               "response cache: fix this and run the same command again") from e
 
 
 def _write_run(run_dir: Path, record: RunRecord, lines: Sequence[Mapping[str, Any]] | None,
-               report: str) -> RunRecord:
-    run_dir.mkdir(parents=True, exist_ok=True)
-    staged: list[Staged] = []
+               report: str, staged: list[Staged]) -> RunRecord:
     try:
+        run_dir.mkdir(parents=True, exist_ok=True)
         if lines is not None:
             staged.append(stage(run_dir / SAMPLES, (dumps(line) + "\n" for line in lines), count_lines=True))
             staged.append(stage(run_dir / SCORES, scores_text(lines)))

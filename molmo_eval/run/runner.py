@@ -29,9 +29,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from molmo_eval.core import registry
 from molmo_eval.core.config import RunConfig, build, generation_settings, limit_count
 from molmo_eval.core.errors import ConfigError, MolmoEvalError
+from molmo_eval.core.heap import gc_frozen
 from molmo_eval.core.model import Model
 from molmo_eval.core.task import Task
 from molmo_eval.core.types import (
@@ -47,14 +50,16 @@ from molmo_eval.core.types import (
     TaskResult,
 )
 from molmo_eval.core.version import __version__
-from molmo_eval.data.images import load_image
-from molmo_eval.run import distributed, rundir
+from molmo_eval.data.images import load_image, with_pixels
+from molmo_eval.run import distributed, records, rundir
 from molmo_eval.run.cache import ResponseCache, check_cache_dir, default_cache_dir, request_key
 from molmo_eval.run.distributed import DistGroup
-from molmo_eval.run.guard import describe, generate_safe, score_sample
+from molmo_eval.run.guard import describe, generate_safe, score_samples
 from molmo_eval.run.loading import load_split
 from molmo_eval.run.progress import Progress
-from molmo_eval.run.scoring import sample_line, summarize_task, task_config
+from molmo_eval.run.samplelog import LineSpool, Parts, SampleLog, line_parts
+from molmo_eval.run.scores import TaskRows
+from molmo_eval.run.scoring import summarize_columns, task_config
 
 __all__ = ["Outcome", "evaluate", "generate_safe", "run"]
 
@@ -72,17 +77,24 @@ class PreparedTask:
 
 @dataclass
 class Outcome:
-    """What a run produced: the record, where it was written, and its per-sample lines."""
+    """What a run produced: the record and where it was written."""
 
     record: RunRecord
     run_dir: Path | None
-    lines: list[dict[str, Any]] = field(default_factory=list)
     model_calls: int = 0  # requests this process sent to the model (0 for a finished run re-run from cache)
     is_main: bool = True  # False on torchrun ranks other than 0, which print and write nothing
 
     @property
     def exit_code(self) -> int:
         return 0 if self.record.status == "ok" else 1
+
+    @property
+    def lines(self) -> list[dict[str, Any]]:
+        """The per-sample lines, read back from the run's ``samples.jsonl`` (written as the samples were
+        scored, never held in memory); none without ``--log-samples`` or on other torchrun ranks."""
+        if self.run_dir is None or not (self.run_dir / records.SAMPLES).is_file():
+            return []
+        return list(records.iter_samples(self.run_dir))
 
 
 # --- public API ------------------------------------------------------------------------------
@@ -122,10 +134,26 @@ def _run(cfg: RunConfig, model: Model | None, show_progress: bool, group: DistGr
     model = model or make_model(cfg)
     timings["model_load"] = time.perf_counter() - t0 - timings["data_load"]
     cache = open_cache(cfg, model)
+    log = SampleLog(run_dir) if cfg.log_samples and (group is None or group.is_main) else None
+    try:
+        with gc_frozen():  # the loaded samples stay out of the collector's rescans (`molmo_eval.core.heap`)
+            record, calls = _evaluate(cfg, model, cache, prepared, log, show_progress, group, t0, timings)
+        if group is not None and not group.is_main:  # every rank returns rank 0's record; only rank 0 writes
+            return Outcome(record, None, calls, is_main=False)
+        record = write_run(run_dir, cfg, record, log)
+    finally:
+        if log is not None:
+            log.discard()
+    return Outcome(record, run_dir, calls)
+
+
+def _evaluate(cfg: RunConfig, model: Model, cache: ResponseCache | None, prepared: list[PreparedTask],
+              log: SampleLog | None, show_progress: bool, group: DistGroup | None, t0: float,
+              timings: dict[str, float]) -> tuple[RunRecord, int]:
+    """Every task, batch by batch; the record (rank 0's, on every rank) and this process's model calls."""
     results: dict[str, TaskResult] = {}
-    lines: list[dict[str, Any]] = []
     errors: list[str] = []
-    n_failed_total = 0
+    n_failed_total = n_samples = 0
     calls = hits = 0
     stopped = False
     allowed = failure_allowance(cfg, sum(len(p.samples) for p in prepared))
@@ -135,11 +163,12 @@ def _run(cfg: RunConfig, model: Model | None, show_progress: bool, group: DistGr
                 errors.append(f"{p.task.name}: not run (--max-failures reached earlier)")
                 continue
             limit = None if allowed is None else allowed - n_failed_total
-            tr = run_task(p, model, cache, cfg, pool, prog, failure_budget=limit, group=group)
+            tr = run_task(p, model, cache, cfg, pool, prog, failure_budget=limit, group=group, log=log)
+            p.samples = []  # the task is done: its samples go (what stays is in the log and the result)
             calls += tr.calls
             hits += tr.hits
             n_failed_total += tr.n_failed
-            lines.extend(tr.lines)
+            n_samples += tr.n_samples
             if tr.stopped:
                 stopped = True
                 errors.append(f"{p.task.name}: stopped after {tr.n_failed} failed samples "
@@ -161,17 +190,14 @@ def _run(cfg: RunConfig, model: Model | None, show_progress: bool, group: DistGr
         model=ModelInfo(model.name, model.fingerprint, model.coord_space.value,
                         {k: v for k, v in cfg.to_json()["model_args"].items()}),
         tasks=results, timings=timings, n_failed=n_failed_total, errors=tuple(errors),
-        counts={"samples": len(lines), "model_calls": calls, "cache_hits": hits, **extra},
+        counts={"samples": n_samples, "model_calls": calls, "cache_hits": hits, **extra},
         task_configs={p.task.name: run_config(p, cfg, model) for p in prepared if p.task.name in results},
         n_original={p.task.name: p.n_original for p in prepared if p.task.name in results},
         world_size=1 if group is None else group.world,
     )
-    if group is not None:  # every rank returns rank 0's record; only rank 0 writes
+    if group is not None:
         record = group.broadcast(record if group.is_main else None)
-        if not group.is_main:
-            return Outcome(record, None, [], calls, is_main=False)
-    record = write_run(run_dir, cfg, record, lines)
-    return Outcome(record, run_dir, lines, calls)
+    return record, calls
 
 
 # --- checks before the run, and its status after it -------------------------------------------
@@ -302,7 +328,7 @@ def open_cache(cfg: RunConfig, model: Model) -> ResponseCache | None:
 @dataclass
 class TaskOutcome:
     result: TaskResult | None
-    lines: list[dict[str, Any]]
+    n_samples: int  # lines this task wrote (rank 0: of every rank)
     n_failed: int
     calls: int
     hits: int
@@ -312,11 +338,15 @@ class TaskOutcome:
 
 @dataclass
 class Shard:
-    """What one process evaluated of a task (all of it, unless running under torchrun)."""
+    """What one process evaluated of a task (all of it, unless running under torchrun): per sample,
+    in evaluation order, its position, its score, the image size found while loading it (None when
+    the sample states its own) and its line for samples.jsonl without the scores (on disk while the
+    process runs alone, `LineSpool`; a list to send to rank 0 under torchrun)."""
 
-    index: list[int]  # positions in PreparedTask.samples, in evaluation order
+    index: list[int]  # positions in PreparedTask.samples
     scores: list[SampleScore] = field(default_factory=list)
-    lines: list[dict[str, Any]] = field(default_factory=list)
+    sizes: list[tuple[int, int] | None] = field(default_factory=list)
+    lines: LineSpool | list[Parts] | None = None  # None: no per-sample log
     n_failed: int = 0
     n_unparseable: int = 0
     calls: int = 0
@@ -327,68 +357,84 @@ class Shard:
 
 def run_task(p: PreparedTask, model: Model, cache: ResponseCache | None, cfg: RunConfig,
              pool: ThreadPoolExecutor, prog: Progress, *, failure_budget: int | None,
-             group: DistGroup | None = None) -> TaskOutcome:
+             group: DistGroup | None = None, log: SampleLog | None = None) -> TaskOutcome:
     """Evaluate this process's share of a task's samples; with several processes, rank 0 gathers
-    every share, restores the original order and aggregates, so results equal a single process's."""
+    every share, restores the original order and aggregates, so results equal a single process's.
+    The task's time in the record includes its aggregation and bootstrap."""
     t0 = time.perf_counter()
     rank, world = (group.rank, group.world) if group else (0, 1)
     label = p.task.name if group is None else f"{p.task.name} (rank {rank}'s share of {world})"
     mine = list(range(len(p.samples))) if world == 1 else shard_indices(p.samples, rank, world)
-    shard = evaluate_shard(p, model, cache, cfg, pool, prog, mine, failure_budget, label)
-    if group is not None:
-        # plain dicts travel through pickle (a task may hold read-only mappingproxy views)
-        shard.scores = [SampleScore(sc.uid, dict(sc.values), dict(sc.fields)) for sc in shard.scores]
-        gathered = group.gather(shard)
-        merged = merge_shards(gathered) if gathered is not None else None
-        stopped = group.broadcast(merged.stopped if merged is not None else None)  # one decision for all
-        if merged is None:  # not rank 0: rank 0 holds the result
-            return TaskOutcome(None, [], shard.n_failed, shard.calls, shard.hits, stopped, shard.first_error)
-        shard = merged
-    done = [p.samples[i] for i in shard.index]
-    done = [s if s.image_size is not None or ln["image_size"] is None
-            else _with_size(s, tuple(ln["image_size"])) for s, ln in zip(done, shard.lines)]
-    result, final = summarize_task(p.task, done, shard.scores, seed=cfg.seed, n_boot=cfg.bootstrap,
-                                   n_failed=shard.n_failed, n_unparseable=shard.n_unparseable, digests=p.digests,
-                                   seconds=time.perf_counter() - t0)
-    for line, sc in zip(shard.lines, final):  # finalize may add cross-sample columns
-        line["scores"] = {k: (None if v != v else v) for k, v in sc.values.items()}
-        line["fields"] = dict(sc.fields)
-    return TaskOutcome(result, shard.lines, shard.n_failed, shard.calls, shard.hits, shard.stopped,
+    keep_lines = cfg.log_samples
+    shard = evaluate_shard(p, model, cache, cfg, pool, prog, mine, failure_budget, label, keep_lines)
+    try:
+        if group is not None:
+            # plain dicts travel through pickle (a task may hold read-only mappingproxy views)
+            shard.scores = [SampleScore(sc.uid, dict(sc.values), dict(sc.fields)) for sc in shard.scores]
+            if isinstance(shard.lines, LineSpool):
+                shard.lines = shard.lines.to_list()
+            gathered = group.gather(shard)
+            merged = merge_shards(gathered) if gathered is not None else None
+            stopped = group.broadcast(merged.stopped if merged is not None else None)  # one decision for all
+            if merged is None:  # not rank 0: rank 0 holds the result
+                return TaskOutcome(None, 0, shard.n_failed, shard.calls, shard.hits, stopped, shard.first_error)
+            shard = merged
+        done = [p.samples[i] if size is None else _with_size(p.samples[i], size)
+                for i, size in zip(shard.index, shard.sizes)]
+        summary = summarize_columns(p.task, done, shard.scores, seed=cfg.seed, n_boot=cfg.bootstrap,
+                                    n_failed=shard.n_failed, n_unparseable=shard.n_unparseable,
+                                    digests=p.digests)
+        if log is not None and shard.lines is not None:  # finalize may have added cross-sample columns
+            rows = TaskRows(np.array([s.uid for s in done], dtype=object), summary.cols)
+            log.add_task(p.task.name, shard.lines, summary.final, rows)
+    finally:
+        if isinstance(shard.lines, LineSpool):
+            shard.lines.close()
+    result = replace(summary.result, seconds=time.perf_counter() - t0)
+    return TaskOutcome(result, len(done), shard.n_failed, shard.calls, shard.hits, shard.stopped,
                        shard.first_error)
 
 
 def evaluate_shard(p: PreparedTask, model: Model, cache: ResponseCache | None, cfg: RunConfig,
                    pool: ThreadPoolExecutor, prog: Progress, index: list[int],
-                   failure_budget: int | None, label: str) -> Shard:
-    """Images -> requests -> cached generate -> parse + score, batch by batch."""
+                   failure_budget: int | None, label: str, keep_lines: bool = True) -> Shard:
+    """Images -> requests -> cached generate -> parse + score, batch by batch; each sample's line
+    goes to the spool as soon as it is scored."""
     task = p.task
     style = cfg.prompt_style or model.prompt_style
     settings = generation_settings(task.generation_settings(), cfg.gen_kwargs)
-    out = Shard(index=[])
+    out = Shard(index=[], lines=LineSpool() if keep_lines else None)
     prog.start(label, len(index))
     batches = [index[i:i + cfg.batch_size] for i in range(0, len(index), cfg.batch_size)]
-    loaded = prefetch([[p.samples[i] for i in b] for b in batches], pool, model.needs_pixels)
+    # pixels are decoded ahead, in the background, while batches go to the model; a run answered
+    # from the cache needs only bytes and digests (misses are decoded on demand, `generate_cached`)
+    decode = Decoding(model.needs_pixels and cache is None)
+    loaded = prefetch([[p.samples[i] for i in b] for b in batches], pool, decode)
     for idx, (batch, images) in zip(batches, loaded):
         prepared = [prepare_request(task, s, im, style, model.coord_space, settings)
                     for s, im in zip(batch, images)]
-        reqs = [req for _, req, _ in prepared]
-        gens, cached, n_calls = generate_cached(model, cache, reqs)
+        gens, cached, n_calls = generate_cached(model, cache, [req for _, req, _ in prepared], pool)
+        decode.ahead = model.needs_pixels and n_calls > 0
         out.calls += n_calls
         out.hits += sum(cached)
+        sizes = [im.size if isinstance(im, Image) else None for im in images]
+        scored = score_samples(task, batch, [None if err else g for (_, _, err), g in zip(prepared, gens)],
+                               model.coord_space, sizes)
         b_failed = 0
-        for s, (prompt, _, err), im, gen, hit in zip(batch, prepared, images, gens, cached):
-            size = im.size if isinstance(im, Image) else None
-            scored = score_sample(task, s, None if err else gen, model.coord_space, size)
-            err = err or scored.error
+        for s, (prompt, _, err), gen, hit, size, sc in zip(batch, prepared, gens, cached, sizes, scored):
+            err = err or sc.error
             if err:
                 b_failed += 1
                 out.first_error = out.first_error or err
-            elif scored.answer is not None and not scored.answer.parse_ok:
+            elif sc.answer is not None and not sc.answer.parse_ok:
                 out.n_unparseable += 1
-            if size is not None and s.image_size is None:
-                s = _with_size(s, size)
-            out.scores.append(scored.score)
-            out.lines.append(sample_line(s, prompt, gen, scored.answer, scored.score, error=err, cached=hit))
+            new_size = size if size is not None and s.image_size is None else None
+            if new_size is not None:
+                s = _with_size(s, new_size)
+            out.scores.append(sc.score)
+            out.sizes.append(new_size)
+            if out.lines is not None:
+                out.lines.add(line_parts(s, prompt, gen, sc.answer, error=err, cached=hit))  # type: ignore[union-attr]
         out.index.extend(idx)
         out.n_failed += b_failed
         prog.advance(len(batch), failed=b_failed)
@@ -432,10 +478,12 @@ def shard_indices(samples: Sequence[Sample], rank: int, world: int) -> list[int]
 
 
 def merge_shards(shards: Sequence[Shard]) -> Shard:
-    """One Shard in the original sample order from every process's share."""
+    """One Shard in the original sample order from every process's share (lines as lists)."""
     rows = sorted(((i, k, sh) for sh in shards for k, i in enumerate(sh.index)), key=lambda t: t[0])
+    logged = all(sh.lines is not None for sh in shards)
     merged = Shard(index=[i for i, _, _ in rows], scores=[sh.scores[k] for _, k, sh in rows],
-                   lines=[sh.lines[k] for _, k, sh in rows])
+                   sizes=[sh.sizes[k] for _, k, sh in rows],
+                   lines=[sh.lines[k] for _, k, sh in rows] if logged else None)  # type: ignore[index]
     merged.n_failed = sum(sh.n_failed for sh in shards)
     merged.n_unparseable = sum(sh.n_unparseable for sh in shards)
     merged.calls = sum(sh.calls for sh in shards)
@@ -449,12 +497,21 @@ def _with_size(s: Sample, size: tuple[int, int]) -> Sample:
     return replace(s, image_size=(int(size[0]), int(size[1])))
 
 
-def prefetch(batches: Sequence[Sequence[Sample]], pool: ThreadPoolExecutor, decode: bool
+@dataclass
+class Decoding:
+    """Whether the images of batches loaded from now on are decoded ahead (the last batch went to the
+    model) or read only (it was answered from the cache)."""
+
+    ahead: bool
+
+
+def prefetch(batches: Sequence[Sequence[Sample]], pool: ThreadPoolExecutor, decode: Decoding | bool
              ) -> Iterator[tuple[Sequence[Sample], list[Image | BaseException | None]]]:
     """Yield each batch with its loaded images while the next batches load in the background."""
 
     def submit(batch: Sequence[Sample]) -> list[Future[Image] | None]:
-        return [None if s.image is None else pool.submit(load_image, s.image, decode) for s in batch]
+        pixels = decode.ahead if isinstance(decode, Decoding) else decode
+        return [None if s.image is None else pool.submit(load_image, s.image, pixels) for s in batch]
 
     queue: deque[tuple[Sequence[Sample], list[Future[Image] | None]]] = deque()
     it = iter(batches)
@@ -479,21 +536,45 @@ def prefetch(batches: Sequence[Sequence[Sample]], pool: ThreadPoolExecutor, deco
         yield batch, images
 
 
-def generate_cached(model: Model, cache: ResponseCache | None, reqs: Sequence[Request | None]
-                    ) -> tuple[list[Generation | None], list[bool], int]:
-    """Cached outputs where present, the model for the rest; new outputs committed at once."""
+def generate_cached(model: Model, cache: ResponseCache | None, reqs: Sequence[Request | None],
+                    pool: ThreadPoolExecutor | None = None) -> tuple[list[Generation | None], list[bool], int]:
+    """Cached outputs where present, the model for the rest (their pixels decoded first if the model
+    needs them and they were not decoded ahead); new outputs committed at once."""
     extra = getattr(model, "cache_extra", None)
     keys = [None if r is None else request_key(model.fingerprint, r, extra(r) if extra else "") for r in reqs]
     hits = cache.get_many([k for k in keys if k is not None]) if cache is not None else {}
     todo = [i for i, (r, k) in enumerate(zip(reqs, keys)) if r is not None and k not in hits]
-    new = generate_safe(model, [reqs[i] for i in todo]) if todo else []  # type: ignore[misc]
+    gens: list[Generation | None] = [None if k is None else hits.get(k) for k in keys]
+    asked = [reqs[i] for i in todo]
+    if model.needs_pixels and todo:
+        decoded = _decoded(asked, pool)  # type: ignore[arg-type]
+        for i, d in zip(todo, decoded):  # an image that cannot be decoded fails its sample alone
+            if isinstance(d, Generation):
+                gens[i] = d
+        todo = [i for i, d in zip(todo, decoded) if not isinstance(d, Generation)]
+        asked = [d for d in decoded if not isinstance(d, Generation)]
+    new = generate_safe(model, asked) if todo else []  # type: ignore[arg-type]
     if cache is not None and new:
         cache.put_many((keys[i], g) for i, g in zip(todo, new))  # type: ignore[misc]
-    gens: list[Generation | None] = [None if k is None else hits.get(k) for k in keys]
     for i, g in zip(todo, new):
         gens[i] = g
     cached = [k is not None and k in hits for k in keys]
     return gens, cached, len(todo)
+
+
+def _decoded(reqs: list[Request], pool: ThreadPoolExecutor | None) -> list[Request | Generation]:
+    """The requests with their images' pixels decoded (in the pool's threads when given); a failed
+    Generation in place of a request whose image cannot be decoded."""
+
+    def decode(r: Request) -> Request | Generation:
+        if all(im.pixels is not None for im in r.images):
+            return r
+        try:
+            return replace(r, images=tuple(with_pixels(im) for im in r.images))
+        except Exception as e:
+            return Generation(text="", error=describe("image", e))
+
+    return list(pool.map(decode, reqs) if pool is not None else map(decode, reqs))
 
 
 # --- record ----------------------------------------------------------------------------------
@@ -519,8 +600,10 @@ def default_output_path(cfg: RunConfig) -> Path:
     return Path("runs") / f"{stamp}_{cfg.model}"
 
 
-def write_run(run_dir: Path, cfg: RunConfig, record: RunRecord, lines: list[dict[str, Any]]) -> RunRecord:
-    """The run folder as a unit (`molmo_eval.run.rundir`); the record as written, with its files' digests."""
+def write_run(run_dir: Path, cfg: RunConfig, record: RunRecord, log: SampleLog | None) -> RunRecord:
+    """The run folder as a unit (`molmo_eval.run.rundir`): the staged samples.jsonl and scores.json
+    of ``log`` (None without --log-samples), the report and the record, with its files' digests."""
     from molmo_eval.run.summary import markdown_report
 
-    return rundir.write_run(run_dir, record, lines if cfg.log_samples else None, markdown_report(record))
+    staged = [] if log is None else log.finish()
+    return rundir.write_run(run_dir, record, None, markdown_report(record), staged=staged)

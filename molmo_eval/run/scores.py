@@ -24,8 +24,8 @@ from molmo_eval.core.errors import DataError
 from molmo_eval.metrics.stats import columns_from_lines
 from molmo_eval.run.records import SAMPLES, SCORES, atomic_write, dumps, iter_samples
 
-__all__ = ["SCORES", "TaskRows", "rows_from_lines", "rows_from_samples", "scores_text", "task_json",
-           "task_rows_from_json", "write_scores"]
+__all__ = ["SCORES", "TaskRows", "rows_from_lines", "rows_from_samples", "scores_document", "scores_text",
+           "task_entry", "task_json", "task_rows_from_json", "write_scores"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -67,8 +67,16 @@ def scores_text(lines: Sequence[Mapping[str, Any]]) -> str:
     """``scores.json``: every task's per-sample score columns, in the baseline file's ``samples`` form.
 
     A derived index of ``samples.jsonl`` that gates and reports read in a fraction of the time."""
-    rows = rows_from_lines(lines)
-    return "{\n" + ",\n".join(f"  {dumps(t)}: {dumps(task_json(r))}" for t, r in rows.items()) + "\n}\n"
+    return scores_document([task_entry(t, r) for t, r in rows_from_lines(lines).items()])
+
+
+def task_entry(task: str, rows: TaskRows) -> str:
+    """One task's part of ``scores.json`` (the runner writes them as its tasks finish)."""
+    return f"  {dumps(task)}: {dumps(task_json(rows))}"
+
+
+def scores_document(entries: Sequence[str]) -> str:
+    return "{\n" + ",\n".join(entries) + "\n}\n"
 
 
 def write_scores(run_dir: Path, lines: Sequence[Mapping[str, Any]]) -> Path:

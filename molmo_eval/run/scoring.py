@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
+from functools import lru_cache
+from typing import Any, NamedTuple
+
+import numpy as np
 
 from molmo_eval.core.task import ParseContext, Task
 from molmo_eval.core.types import (
@@ -28,26 +31,54 @@ def score_one(task: Task, sample: Sample, gen: Generation | None, space: CoordSp
     """Score one sample; a missing or failed generation scores as an unparseable answer."""
     if gen is None or gen.error is not None:
         return None, task.failed_score(sample)
-    ctx = ParseContext(space=space, image_size=image_size or sample.image_size)
-    answer = task.parse(sample, gen, ctx)
+    answer = task.parse(sample, gen, parse_context(space, image_size or sample.image_size))
     return answer, task.score(sample, answer)
+
+
+def parse_context(space: CoordSpace, image_size: tuple[int, int] | None) -> ParseContext:
+    """One (immutable) ParseContext per space and image size: most samples share one."""
+    try:
+        return _shared_context(space, image_size)
+    except TypeError:  # a size that is not hashable (a list): a context of its own
+        return ParseContext(space=space, image_size=image_size)
+
+
+@lru_cache(maxsize=1024)
+def _shared_context(space: CoordSpace, image_size: tuple[int, int] | None) -> ParseContext:
+    return ParseContext(space=space, image_size=image_size)
+
+
+class Summary(NamedTuple):
+    result: TaskResult
+    final: list[SampleScore]  # the scores with the columns finalize added
+    cols: dict[str, np.ndarray]  # the per-sample columns the metrics were computed from
 
 
 def summarize_task(task: Task, samples: Sequence[Sample], scores: Sequence[SampleScore], *, seed: int,
                    n_boot: int, n_failed: int, n_unparseable: int, digests: Mapping[str, str] | None = None,
-                   seconds: float = 0.0) -> tuple[TaskResult, list[SampleScore]]:
-    """Finalize cross-sample columns, aggregate with bootstrap CIs and build the TaskResult."""
+                   seconds: float = 0.0, group_ci: bool = True) -> tuple[TaskResult, list[SampleScore]]:
+    """Finalize cross-sample columns, aggregate with bootstrap CIs (of the breakdowns too, unless
+    ``group_ci`` is False) and build the TaskResult; returns it and the finalized scores."""
+    summary = summarize_columns(task, samples, scores, seed=seed, n_boot=n_boot, n_failed=n_failed,
+                                n_unparseable=n_unparseable, digests=digests, seconds=seconds, group_ci=group_ci)
+    return summary.result, summary.final
+
+
+def summarize_columns(task: Task, samples: Sequence[Sample], scores: Sequence[SampleScore], *, seed: int,
+                      n_boot: int, n_failed: int, n_unparseable: int, digests: Mapping[str, str] | None = None,
+                      seconds: float = 0.0, group_ci: bool = True) -> Summary:
+    """`summarize_task`, also returning the per-sample columns (the runner writes them to scores.json)."""
     final = task.finalize(samples, scores)
     cols = stats.columns(samples, final)
     overall, groups = stats.summarize(task.metrics(), cols, task.breakdowns, seed=seed, label=task.name,
-                                      n_boot=n_boot, split_only=task.split_metrics())
+                                      n_boot=n_boot, split_only=task.split_metrics(), group_ci=group_ci)
     splits = tuple(dict.fromkeys(s.split for s in samples))
     result = TaskResult(
         task=task.name, splits=splits, variant=task.variant, version=task.version, n=len(samples),
         metrics=overall, breakdowns=groups, n_failed=n_failed, n_unparseable=n_unparseable,
         primary_metric=task.primary_metric, data_digests=dict(digests or {}), seconds=seconds,
     )
-    return result, final
+    return Summary(result, final, cols)
 
 
 def task_config(task: Task, splits: Sequence[str], settings: GenerationSettings | None, **extra: Any

@@ -5,51 +5,69 @@ writes every benchmark's files from the world's **training** seed space into a f
 back through each task plugin's own `load` and renders the exact prompts the plugin asks at
 evaluation (`prompt(sample, "molmo")`), with answers taken from the targets. Evaluation images come
 from the disjoint evaluation seed space, so none is trained on. Used by `molmo-eval train` and by
-the training jobs of an ablation grid.
+the training jobs of an ablation grid. With ``pointing=False`` (the grid's "no pointing" arm) the
+referring expressions (RefCOCO, RefCOCO+, RefCOCOg) are kept, answered with plain-text coordinates
+(`text_coordinates`), and PointQA, whose answers need several points, is left out.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 BENCH_TASKS = ("vqav2", "textvqa", "gqa", "pope", "mmbench", "refcoco", "refcoco+", "refcocog", "pointqa")
 POINT_TASKS = ("refcoco", "refcoco+", "refcocog", "pointqa")
+# harness-side sizes of the benchmark-format examples, beside the world's own (mini, small, full):
+# "tiny" keeps the tiny grid preset's data building to seconds
+TINY_SIZE = {"vqav2": 12, "textvqa": 8, "gqa": 8, "refer": 6, "pope": 6, "mmbench": 8, "pointqa": 24}
+Log = Callable[[str], None]
 NONE_ANSWER = "There are none."
 
 
-def benchmark_groups(size: str, seed: int, pointing: bool, root: Path | None = None) -> dict[str, list[Any]]:
+def benchmark_groups(size: str, seed: int, pointing: bool, root: Path | None = None,
+                     log: Log | None = None) -> dict[str, list[Any]]:
     """``{"bench_ask": [...], "bench_point": [...]}``: one `Group` per image with every prompt the task
-    plugins ask about it, written from the training seed space (``root``: keep the files there)."""
+    plugins ask about it, written from the training seed space (``root``: keep the files there).
+    ``size``: a world size (mini, small, full) or ``tiny`` (`TINY_SIZE`); ``log`` gets a line per
+    phase (the world's benchmarks written, each task read)."""
     import tempfile
 
     if root is not None:
-        return _groups_from(root, size, seed, pointing)
+        return _groups_from(root, size, seed, pointing, log or (lambda _m: None))
     with tempfile.TemporaryDirectory(prefix="molmo-train-bench-") as tmp:
-        return _groups_from(Path(tmp), size, seed, pointing)
+        return _groups_from(Path(tmp), size, seed, pointing, log or (lambda _m: None))
 
 
-def _groups_from(root: Path, size: str, seed: int, pointing: bool) -> dict[str, list[Any]]:
+def _groups_from(root: Path, size: str, seed: int, pointing: bool, log: Log) -> dict[str, list[Any]]:
     from molmo_eval.core import registry
-    from molmo_eval.reference_model.world.world import write_world
+    from molmo_eval.reference_model.world.world import WorldSize, write_world
 
+    def written(name: str, done: int, total: int) -> None:
+        if done == total:
+            log(f"  wrote {name} ({total})")
+
+    log(f"benchmark examples: writing the world's benchmarks ({size}, seed {seed}, training scenes)")
     with training_seed_space():
-        write_world(root, size, seed)
+        write_world(root, WorldSize(**TINY_SIZE) if size == "tiny" else size, seed, progress=written)
     by_image: dict[tuple[str, str], list[tuple[str, str, str]]] = {}
     refs: dict[tuple[str, str], Any] = {}
     for name in BENCH_TASKS:
-        if name in POINT_TASKS and not pointing and name != "pointqa":
-            continue
         task = registry.get_task(name)
+        log(f"  reading {name} prompts")
         for split in task.splits:
             if not all(f.is_file() for f in task.data_files(root / task.data_dir, split)):
                 continue  # a split the world does not write (e.g. VQAv2 train2014)
             for s in task.load(root / task.data_dir, split):
                 answer = target_answer(task, s)
+                refer = name.startswith("refcoco")
+                if answer is not None and refer and not pointing:
+                    answer = text_coordinates(answer)
                 if answer is None or (not pointing and "<point" in answer):
                     continue
                 for prompt in _prompts(task, s, pointing):
-                    key = ("point" if "<point" in answer or "<point" in prompt else "ask", _image_key(s.image))
+                    point = refer or "<point" in answer or "<point" in prompt
+                    key = ("point" if point else "ask", _image_key(s.image))
                     by_image.setdefault(key, []).append((prompt, answer, f"bench/{name}"))
                     refs[key] = s.image
     return _to_groups(by_image, refs)
@@ -91,6 +109,15 @@ def target_answer(task: Any, s: Any) -> str | None:
             return (_point_answer(pts, s.image_size) + " " + tail).strip() if pts else tail
         return _point_answer(pts, s.image_size) if pts else NONE_ANSWER
     return None
+
+
+def text_coordinates(answer: str) -> str:
+    """``<point> <x_45> <y_67>`` -> ``(45, 67)``: a referring answer in plain text for the "no point
+    tokens" ablation (the same bins, read back by `molmo_eval.parsing.points` as an ``(x, y)`` pair
+    in the model's declared space)."""
+    import re
+
+    return re.sub(r"<point>\s*<x_(\d+)>\s*<y_(\d+)>", r"(\1, \2)", answer)
 
 
 def _point_answer(points: list[tuple[float, float]], size: tuple[int, int] | None) -> str:

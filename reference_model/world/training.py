@@ -322,7 +322,62 @@ def local_question(scene: Scene, t: SceneObject, rng: Rng) -> tuple[str, str]:
     return q, str(len(scene.of(t.category)))
 
 
-STREAMS = {"cap": caption_stream, "ask": ask_stream, "point": point_stream}
+# --- ablation streams: web-style captions, referring expressions answered in plain text ------------
+
+WEB_PROMPTS = ("Describe this image.", "Caption this image.", "What is in this picture?")
+WEB_FILLERS = ("image", "photo", "picture", "a photo", "the picture")
+
+
+def web_caption(scene: Scene, rng: Rng) -> str:
+    """An alt-text-like "web" caption: short (one or two objects, often a filler word), and partly
+    wrong: each mentioned object's colour is wrong with probability 0.3, its category with 0.2, and a
+    count, when given, is off by one with probability 0.5 (the noisy counterpart of `caption`)."""
+    objs = list(scene.objects)
+    picked = [rng.choice(objs) for _ in range(1 + int(rng.chance(0.4)))]
+    parts = []
+    for o in picked:
+        colour = rng.choice([c for c in COLOUR_NAMES if c != o.colour]) if rng.chance(0.3) else o.colour
+        cat = rng.choice([c for c in CATEGORY_NAMES if c != o.category]) if rng.chance(0.2) else o.category
+        parts.append(f"{colour} {cat}")
+    text = " and ".join(parts)
+    if rng.chance(0.3):
+        n = len(objs) + (rng.choice((-1, 1)) if rng.chance(0.5) else 0)
+        text += f", {max(1, n)} objects"
+    if rng.chance(0.5):
+        text = f"{rng.choice(WEB_FILLERS)} of {text}"
+    return text[0].upper() + text[1:]
+
+
+def web_caption_stream(seed: int = 0, *, start: int = 0, step: int = 1) -> Iterator[Example]:
+    """Web-scraped alt-text stand-in: one short, partly wrong caption per scene (`web_caption`),
+    on scenes of its own training stream (disjoint from the dense captions' scenes)."""
+    for _, scene, rng in _scenes(seed, "cap_noisy", start, step):
+        yield Example(scene.image, rng.choice(WEB_PROMPTS), web_caption(scene, rng), "cap/noisy", (),
+                      scene.scene_id)
+
+
+def text_point(points: tuple[Point, ...] | list[Point], width: int, height: int) -> str:
+    """One point as plain-text bin numbers ``(45, 67)``: the same bins as `point_text`, written
+    with ordinary digit and punctuation tokens (the "no point tokens" ablation)."""
+    (x, y), = points
+    return f"({point_bin(x, width)}, {point_bin(y, height)})"
+
+
+def refer_text_stream(seed: int = 0, *, start: int = 0, step: int = 1,
+                      per_scene: int = 3) -> Iterator[Example]:
+    """The single-target referring examples of `point_stream` (same prompts, its own scenes), with
+    the answer written as plain-text coordinates (`text_point`) instead of point tokens; no
+    multi-point, counting, "none" or point-and-ask examples."""
+    for _, scene, rng in _scenes(seed, "refer_text", start, step):
+        for _ in range(per_scene):
+            ex = _pointing(scene, rng, "single")
+            if ex is not None:
+                yield Example(ex.image, ex.prompt, text_point(ex.points, scene.width, scene.height),
+                              "refer/text", ex.points, ex.scene_id)
+
+
+STREAMS = {"cap": caption_stream, "ask": ask_stream, "point": point_stream,
+           "cap_noisy": web_caption_stream, "refer_text": refer_text_stream}
 
 
 def mixture_stream(weights: Mapping[str, float] | None = None, seed: int = 0, *, start: int = 0,

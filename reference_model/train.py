@@ -389,7 +389,8 @@ def ablation_sources(cfg: TrainConfig) -> dict[str, Source]:
     answers in plain text), which only the harness's ablation grid names in a mixture."""
     from .world import training
 
-    return {n: WorldSource(n, cfg.seed, cfg.pointing) for n in training.STREAMS if n not in ("cap", "ask", "point")}
+    return {n: WorldSource(n, cfg.seed, cfg.pointing, pool=cfg.pool) for n in training.STREAMS
+            if n not in ("cap", "ask", "point")}
 
 
 def hash_seed(seed: int, k: int) -> int:

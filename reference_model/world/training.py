@@ -348,10 +348,10 @@ def web_caption(scene: Scene, rng: Rng) -> str:
     return text[0].upper() + text[1:]
 
 
-def web_caption_stream(seed: int = 0, *, start: int = 0, step: int = 1) -> Iterator[Example]:
+def web_caption_stream(seed: int = 0, *, start: int = 0, step: int = 1, pool: int = 0) -> Iterator[Example]:
     """Web-scraped alt-text stand-in: one short, partly wrong caption per scene (`web_caption`),
     on scenes of its own training stream (disjoint from the dense captions' scenes)."""
-    for _, scene, rng in _scenes(seed, "cap_noisy", start, step):
+    for _, scene, rng in _scenes(seed, "cap_noisy", start, step, pool):
         yield Example(scene.image, rng.choice(WEB_PROMPTS), web_caption(scene, rng), "cap/noisy", (),
                       scene.scene_id)
 
@@ -364,11 +364,11 @@ def text_point(points: tuple[Point, ...] | list[Point], width: int, height: int)
 
 
 def refer_text_stream(seed: int = 0, *, start: int = 0, step: int = 1,
-                      per_scene: int = 3) -> Iterator[Example]:
+                      per_scene: int = 3, pool: int = 0) -> Iterator[Example]:
     """The single-target referring examples of `point_stream` (same prompts, its own scenes), with
     the answer written as plain-text coordinates (`text_point`) instead of point tokens; no
     multi-point, counting, "none" or point-and-ask examples."""
-    for _, scene, rng in _scenes(seed, "refer_text", start, step):
+    for _, scene, rng in _scenes(seed, "refer_text", start, step, pool):
         for _ in range(per_scene):
             ex = _pointing(scene, rng, "single")
             if ex is not None:

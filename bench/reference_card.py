@@ -61,7 +61,7 @@ def main() -> int:
     args = ap.parse_args()
     model = ReferenceModel(checkpoint=args.checkpoint)
     t0 = time.perf_counter()
-    rec = evaluate(args.tasks.split(","), model, limit=args.limit, use_cache=False, batch_size=64,
+    rec = evaluate(args.tasks.split(","), model, limit=args.limit, use_cache=False, batch_size=64, overwrite=True,
                    output_path=args.output_path or "runs/reference-card")
     table = rows(rec)
     if args.json:

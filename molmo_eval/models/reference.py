@@ -26,7 +26,7 @@ from typing import Any
 from molmo_eval.core.errors import ConfigError, MissingDependency
 from molmo_eval.core.types import CoordSpace, Generation, Request
 
-BUNDLED = "molmo-ref-v2"  # folder under reference_model/checkpoints/
+BUNDLED = "molmo-ref-v3"  # folder under reference_model/checkpoints/
 
 
 def bundled_checkpoint() -> Path:

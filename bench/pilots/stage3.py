@@ -31,6 +31,9 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--heldout", type=int, default=60)
     ap.add_argument("--set", nargs="*", default=[], help="field=value overrides of stage 3")
+    ap.add_argument("--zero-tags", action="store_true",
+                    help="start stage 3 with the connector's tag gain at 0: the lexical tags leave the visual "
+                         "tokens' values (the grounding bias still reads them)")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     plan = {s.number: s for s in rt.stage_plan("default", bench=True, stages=(1, 2, 3), vision_pretrain=False)}
@@ -40,6 +43,12 @@ def main() -> int:
         cur = getattr(s, k)
         s = replace(s, **{k: json.loads(v) if isinstance(cur, dict) else type(cur)(v)})
     model, _, _ = checkpoint.load(Path(a.init))
+    if a.zero_tags:
+        init = Path("runs/pilots") / a.name / "init"
+        with torch.no_grad():
+            model.connector.tag_gain.zero_()
+        checkpoint.save(model, checkpoint.load(Path(a.init))[1], init, {"pilot": a.name})
+        a.init = str(init)
     cfg = rt.TrainConfig(model.cfg, (s,), seed=0, threads=a.threads, heldout=a.heldout, pool=a.pool,
                          tagger=bool(model.cfg.tags), meta={"pilot": a.name, "command": " ".join(sys.argv)})
     last = rt.train(cfg, Path("runs/pilots") / a.name, extra=bench_groups("small"), init=Path(a.init))

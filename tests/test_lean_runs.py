@@ -231,6 +231,18 @@ def test_scoring_in_chunks_changes_nothing(tmp_path: Path, capsys, monkeypatch: 
     assert capsys.readouterr().out == whole
 
 
+def test_equal_prediction_texts_share_one_generation(tmp_path: Path) -> None:
+    from molmo_eval.core import registry
+    from molmo_eval.run.loading import load_split
+
+    task = registry.get_task("vqav2")
+    samples, _ = load_split(task, default_data_root() / "vqav2", "val2014")
+    preds = task.read_predictions(_predictions(tmp_path), samples)
+    texts = {g.text: g for g in preds.values()}
+    assert set(texts) == {"yes", "2", "red"} and all(g is texts[g.text] for g in preds.values())
+    assert all(g == Generation(g.text) for g in preds.values())
+
+
 def test_the_console_score_leaves_its_data_to_the_process_end_with_its_output_whole(tmp_path: Path, capsys) -> None:
     """``python -m molmo_eval score`` ends by `os._exit` (no object-by-object teardown of the split), its
     output flushed and written out whole, its exit code kept; called in-process nothing is kept."""

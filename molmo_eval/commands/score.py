@@ -189,11 +189,12 @@ def score_predictions(args: argparse.Namespace) -> int:
 def _score_loaded(args: argparse.Namespace, task: Any, split: str, data_dir: Path, config: dict[str, Any],
                   samples: Any, digests: dict[str, str]) -> int:
     from molmo_eval.core.heap import gc_paused, keep_until_exit
+    from molmo_eval.core.types import uids_of
     from molmo_eval.run.guard import score_samples
     from molmo_eval.run.scoring import summarize_task
 
     preds = read_predictions(task, args.predictions, samples)
-    gens = [preds.get(s.uid) for s in samples]
+    gens = list(map(preds.get, uids_of(samples)))
     missing = [s.id for s, g in zip(samples, gens) if g is None]
     if missing and not args.allow_missing:
         raise DataError(f"{len(missing)} of {len(samples)} questions have no prediction (first: "

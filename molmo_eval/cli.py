@@ -78,7 +78,34 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args_list = list(sys.argv[1:] if argv is None else argv)
+    """The ``molmo-eval`` command. Without ``argv`` (the console entry, ``python -m molmo_eval``) a
+    command that left its large data to the process's end (`molmo_eval.core.heap.keep_until_exit`)
+    ends the process here, output flushed and ``atexit`` handlers run, without freeing that data."""
+    if argv is not None:
+        return _main(list(argv))
+    from molmo_eval.core import heap
+
+    heap.arm_quick_exit()
+    code = _main(sys.argv[1:])
+    if heap.quick_exit_wanted():
+        _quick_exit(code)
+    return code
+
+
+def _quick_exit(code: int) -> None:
+    import atexit
+    import os
+
+    atexit._run_exitfuncs()  # logging's flush and whatever else registered itself
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe: nothing more can be written anyway
+            pass
+    os._exit(code)
+
+
+def _main(args_list: list[str]) -> int:
     debug = "--debug" in args_list
     try:
         parser = build_parser(_command_of(args_list))

@@ -231,6 +231,43 @@ def test_scoring_in_chunks_changes_nothing(tmp_path: Path, capsys, monkeypatch: 
     assert capsys.readouterr().out == whole
 
 
+def test_equal_prediction_texts_share_one_generation(tmp_path: Path) -> None:
+    from molmo_eval.core import registry
+    from molmo_eval.run.loading import load_split
+
+    task = registry.get_task("vqav2")
+    samples, _ = load_split(task, default_data_root() / "vqav2", "val2014")
+    preds = task.read_predictions(_predictions(tmp_path), samples)
+    texts = {g.text: g for g in preds.values()}
+    assert set(texts) == {"yes", "2", "red"} and all(g is texts[g.text] for g in preds.values())
+    assert all(g == Generation(g.text) for g in preds.values())
+
+
+def test_the_console_score_leaves_its_data_to_the_process_end_with_its_output_whole(tmp_path: Path, capsys) -> None:
+    """``python -m molmo_eval score`` ends by `os._exit` (no object-by-object teardown of the split), its
+    output flushed and written out whole, its exit code kept; called in-process nothing is kept."""
+    from molmo_eval.core import heap
+
+    preds = _predictions(tmp_path)
+    args = ["score", "--task", "vqav2", "--predictions", str(preds), "--json"]
+    assert main(args) == 0
+    expected = json.loads(capsys.readouterr().out)
+    assert not heap.quick_exit_wanted() and heap._kept == []  # main(argv): the caller's process goes on
+    marker = tmp_path / "atexit-ran"
+    code = (f"import atexit, pathlib, runpy, sys; sys.argv[1:] = {args!r}; "
+            f"atexit.register(lambda: pathlib.Path({str(marker)!r}).write_text('yes')); "
+            "runpy.run_module('molmo_eval', run_name='__main__')")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out == expected
+    assert marker.read_text() == "yes"  # atexit handlers still run
+    bad = subprocess.run([sys.executable, "-m", "molmo_eval", *args[:-1], "--allow-missing", "--json",
+                          "--predictions", str(tmp_path / "nosuch.json")], capture_output=True, text=True,
+                         timeout=300)
+    assert bad.returncode != 0 and "missing prediction file" in bad.stderr
+
+
 # --- the command line ------------------------------------------------------------------------------
 
 @pytest.mark.parametrize(("argv", "command"), [

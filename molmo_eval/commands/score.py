@@ -165,7 +165,7 @@ def _lines_by_task(run: Any) -> dict[str, list[dict[str, Any]]]:
 
 def score_predictions(args: argparse.Namespace) -> int:
     from molmo_eval.core import registry
-    from molmo_eval.core.heap import gc_frozen
+    from molmo_eval.core.heap import gc_frozen, keep_until_exit
     from molmo_eval.run.loading import load_split
 
     if not args.task:
@@ -181,23 +181,26 @@ def score_predictions(args: argparse.Namespace) -> int:
         rundir.check_output_path(args.output_path, config, overwrite=args.overwrite)
     # the data files' digests go into a written record; without one nothing would list them
     samples, digests = load_split(task, data_dir, split, digests=args.output_path is not None)
+    keep_until_exit(samples)  # from the console, freed by the process's end, not object by object
     with gc_frozen():  # the loaded samples stay out of the collector's rescans (`molmo_eval.core.heap`)
         return _score_loaded(args, task, split, data_dir, config, samples, digests)
 
 
 def _score_loaded(args: argparse.Namespace, task: Any, split: str, data_dir: Path, config: dict[str, Any],
                   samples: Any, digests: dict[str, str]) -> int:
-    from molmo_eval.core.heap import gc_paused
+    from molmo_eval.core.heap import gc_paused, keep_until_exit
+    from molmo_eval.core.types import uids_of
     from molmo_eval.run.guard import score_samples
     from molmo_eval.run.scoring import summarize_task
 
     preds = read_predictions(task, args.predictions, samples)
-    gens = [preds.get(s.uid) for s in samples]
+    gens = list(map(preds.get, uids_of(samples)))
     missing = [s.id for s, g in zip(samples, gens) if g is None]
     if missing and not args.allow_missing:
         raise DataError(f"{len(missing)} of {len(samples)} questions have no prediction (first: "
                         f"{', '.join(missing[:5])}); pass --allow-missing to score them as wrong",
                         path=args.predictions)
+    keep_until_exit(gens)
     del preds
     writing = args.output_path is not None
     scores, scored_all, n_unparseable, n_failed = [], [], 0, len(missing)
@@ -217,6 +220,7 @@ def _score_loaded(args: argparse.Namespace, task: Any, split: str, data_dir: Pat
     tr, final = summarize_task(task, samples, scores, seed=args.seed, n_boot=args.bootstrap if shown else 0,
                                n_failed=n_failed, n_unparseable=n_unparseable, digests=digests,
                                group_ci=writing)
+    keep_until_exit(scores, scored_all, final)
     if writing:
         _write_scored(args, task, split, data_dir, config, space, tr,
                       (samples, gens, scored_all, final), n_failed, len(missing))

@@ -37,3 +37,30 @@ def gc_frozen() -> Iterator[None]:
         yield
     finally:
         gc.unfreeze()
+
+
+# What a command leaves for the process's exit to free. Freeing a split of 200k questions (samples,
+# answers, scores, memo tables) object by object takes a third of a second and more; a process that
+# is about to end does not need its heap tidied, so the console entry (`molmo_eval.cli.main` without
+# an argument list: ``molmo-eval`` and ``python -m molmo_eval``) ends such a process with `os._exit`
+# once its output is flushed and its ``atexit`` handlers have run. Called in-process (``main(argv)``,
+# the tests, another program) nothing is kept and nothing changes.
+_kept: list[object] = []
+_armed = False
+
+
+def arm_quick_exit() -> None:
+    """The console entry: objects given to `keep_until_exit` are left to the process's end."""
+    global _armed
+    _armed = True
+
+
+def keep_until_exit(*objs: object) -> None:
+    """Leave ``objs`` alive until the process ends (a no-op unless the console entry armed it)."""
+    if _armed:
+        _kept.extend(objs)
+
+
+def quick_exit_wanted() -> bool:
+    """Whether a command left objects to the process's end (`keep_until_exit`)."""
+    return _armed and bool(_kept)

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import enum
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any
 
 import numpy as np
@@ -141,6 +142,19 @@ class Sample:
     @property
     def uid(self) -> str:
         return f"{self.task}/{self.split}/{self.id}"
+
+
+def uids_of(samples: Sequence[Sample]) -> list[str]:
+    """``[s.uid for s in samples]``, for samples of one split (the usual case) without a property
+    call and a formatted string per sample."""
+    ids = list(map(_ID_OF, samples))
+    places = set(zip(map(_TASK_OF, samples), map(_SPLIT_OF, samples)))
+    if len(places) != 1 or set(map(type, ids)) != {str} or set(map(type, next(iter(places)))) != {str}:
+        return [s.uid for s in samples]
+    return list(map("{}/{}/".format(*places.pop()).__add__, ids))
+
+
+_ID_OF, _TASK_OF, _SPLIT_OF = attrgetter("id"), attrgetter("task"), attrgetter("split")
 
 
 @dataclass(frozen=True)

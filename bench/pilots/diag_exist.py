@@ -1,5 +1,9 @@
 """Focused LM diagnostic on a fresh LM over a vision pilot's encoder:
-python diag2.py VISION.pt FAMILY STEPS LR tagger|notag [stage1-steps]"""
+python bench/pilots/diag_exist.py VISION.pt FAMILY STEPS LR tagger|notag [stage1-steps]
+
+Logs: docs/pilots/diag-diag2-exist-*.jsonl (exist family: `tagger` = lexical tags, grounding-bias variants were
+switched in the model code at the time; seed 0 throughout).
+"""
 import sys, torch
 from dataclasses import replace
 from pathlib import Path

@@ -1,5 +1,9 @@
 """Focused LM diagnostic on a fresh LM over a vision pilot's encoder:
-python diag2.py VISION.pt FAMILY STEPS LR tagger|notag [stage1-steps]"""
+python bench/pilots/diag_exist_text.py VISION.pt FAMILY STEPS LR tagger|notag [stage1-steps]
+
+The same diagnostic on text only: the scene's objects are written into the prompt.
+Log: docs/pilots/diag-diag3-exist-text.jsonl (seed 0).
+"""
 import sys, torch
 from dataclasses import replace
 from pathlib import Path

@@ -42,12 +42,12 @@ def main() -> int:
         k, v = item.split("=", 1)
         cur = getattr(s, k)
         s = replace(s, **{k: json.loads(v) if isinstance(cur, dict) else type(cur)(v)})
-    model, _, _ = checkpoint.load(Path(a.init))
+    model, tok, _ = checkpoint.load(Path(a.init))
     if a.zero_tags:
         init = Path("runs/pilots") / a.name / "init"
         with torch.no_grad():
             model.connector.tag_gain.zero_()
-        checkpoint.save(model, checkpoint.load(Path(a.init))[1], init, {"pilot": a.name})
+        checkpoint.save(model, tok, init, {"pilot": a.name})
         a.init = str(init)
     cfg = rt.TrainConfig(model.cfg, (s,), seed=0, threads=a.threads, heldout=a.heldout, pool=a.pool,
                          tagger=bool(model.cfg.tags), meta={"pilot": a.name, "command": " ".join(sys.argv)})

@@ -55,16 +55,6 @@ def prefill_mask(key_valid: torch.Tensor, prefix_len: int) -> torch.Tensor:
     return (allowed[None] & key_valid[:, None, :])[:, None]
 
 
-def prefill_bias(model: MolmoModel, words: torch.Tensor, context: torch.Tensor, prefix: Prefix
-                 ) -> torch.Tensor | None:
-    """(B, 2, P+L, P+L) grounding biases of a left-padded batch: none for the prefix's own queries."""
-    P, L = prefix.emb.shape[1], words.shape[1]
-    bias = model.grounding(words, context, prefix, P + L)
-    if bias is None:
-        return None
-    return torch.cat([bias.new_zeros(bias.shape[0], 2, P, P + L), bias], dim=2)
-
-
 class _Greedy:
     """Chooses each next token: argmax, except the two bin tokens after <point> when the model has
     a regression PointingModule (then the head writes the bins)."""
@@ -101,10 +91,11 @@ def generate(model: MolmoModel, pixels: torch.Tensor | None, prompts: Sequence[S
         assert pixels is not None, "generate needs pixels or a prefix"
         prefix = model.prefix(pixels)
     cache = KVCache.empty(model.cfg, B, key_valid.shape[1] + max_new_tokens, prefix.emb.device)
-    x = torch.cat([prefix.emb, model.embed(ids)], dim=1)
-    words = model.embed(ids) * key_valid[:, P:, None]  # padding contributes nothing
+    emb = model.embed(ids)
+    x = torch.cat([prefix.emb, emb], dim=1)
+    words = emb * key_valid[:, P:, None]  # padding contributes nothing
     context = words.cumsum(dim=1)
-    h = model.step(x, pos, prefill_mask(key_valid, P), cache, prefill_bias(model, words, context, prefix))[:, -1]
+    h = model.step(x, pos, prefill_mask(key_valid, P), cache, model.sequence_bias(words, context, prefix))[:, -1]
     running = context[:, -1]  # (B, D) the prompt's word embeddings so far
     choose, last = _Greedy(model, B), ids[:, -1]
     next_pos = pos[:, -1] + 1
@@ -139,9 +130,10 @@ def generate_uncached(model: MolmoModel, pixels: torch.Tensor, prompts: Sequence
     for _ in range(max_new_tokens):
         ids, key_valid, pos = left_pad(seqs, P)
         prefix = model.prefix(pixels)
-        x = torch.cat([prefix.emb, model.embed(ids)], dim=1)
-        words = model.embed(ids) * key_valid[:, P:, None]
-        bias = prefill_bias(model, words, words.cumsum(dim=1), prefix)
+        emb = model.embed(ids)
+        x = torch.cat([prefix.emb, emb], dim=1)
+        words = emb * key_valid[:, P:, None]
+        bias = model.sequence_bias(words, words.cumsum(dim=1), prefix)
         h = model.step(x, pos, prefill_mask(key_valid, P), None, bias)[:, -1]
         tok = torch.where(done, _EOS, choose(h, ids[:, -1]))
         for b in range(B):

@@ -180,6 +180,15 @@ class MolmoModel(nn.Module):
         bias[..., 1:1 + match.shape[-1]] = match  # the visual tokens sit after <vision_start>
         return bias
 
+    def sequence_bias(self, words: torch.Tensor, context: torch.Tensor, prefix: Prefix) -> torch.Tensor | None:
+        """(B, 2, P+T, P+T) grounding biases of a whole [prefix, text] sequence: `grounding` for the
+        T text queries, none for the prefix's own queries."""
+        P, T = prefix.emb.shape[1], words.shape[1]
+        bias = self.grounding(words, context, prefix, P + T)
+        if bias is None:
+            return None
+        return torch.cat([bias.new_zeros(bias.shape[0], 2, P, P + T), bias], dim=2)
+
     def logits(self, h: torch.Tensor) -> torch.Tensor:
         return h @ self.embed.weight.T  # tied input/output embeddings
 
@@ -191,13 +200,11 @@ class MolmoModel(nn.Module):
         (B, T, V), mean loss over targets.
 
         ``targets[b, t]`` is the token that should follow ``ids[b, t]`` (IGNORE where no loss)."""
-        P, T = self.cfg.prefix_len, ids.shape[1]
-        pre = self.prefix(pixels, feats)
-        x = torch.cat([pre.emb, self.embed(ids)], dim=1)  # (B, P+T, D)
-        words = self.embed(ids) * (seg > 0)[..., None]  # (B, T, D), padding contributes nothing
-        bias = self.grounding(words, segment_cumsum(words, seg), pre, P + T)
-        if bias is not None:  # the prefix's own queries get none
-            bias = torch.cat([bias.new_zeros(bias.shape[0], 2, P, P + T), bias], dim=2)  # (B, 2, P+T, P+T)
+        P = self.cfg.prefix_len
+        pre, emb = self.prefix(pixels, feats), self.embed(ids)  # emb (B, T, D)
+        x = torch.cat([pre.emb, emb], dim=1)  # (B, P+T, D)
+        words = emb * (seg > 0)[..., None]  # padding contributes nothing
+        bias = self.sequence_bias(words, segment_cumsum(words, seg), pre)  # (B, 2, P+T, P+T) or None
         h = self.decoder(x, segment_positions(seg, P), attention_mask(seg, P), bias=bias)[:, P:]  # (B, T, D)
         logits = self.logits(h)
         if targets is None:

@@ -37,6 +37,8 @@ class ModelConfig:
     positions: str = "rope"  # "rope": rotary positions in attention; "learned": learned absolute embeddings
     # the design's optional PointingModule: regress (x, y) at every <point> token
     pointing_head: bool = False
+    # point bins written from a pointer over the visual tokens (see pointer.py)
+    pointer: bool = False
 
     @property
     def grid(self) -> int:
@@ -82,7 +84,7 @@ PRESETS: dict[str, ModelConfig] = {
     "small": ModelConfig(image_size=128, patch_size=8, stem=(24, 48), vit_dim=96, vit_layers=2, vit_heads=4, pool=2,
                          dim=128, layers=3, heads=4),
     # the bundled checkpoint
-    "default": ModelConfig(),
+    "default": ModelConfig(pointer=True),
 }
 
 

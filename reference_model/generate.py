@@ -59,12 +59,25 @@ class _Greedy:
     """Chooses each next token: argmax, except the two bin tokens after <point> when the model has
     a regression PointingModule (then the head writes the bins)."""
 
-    def __init__(self, model: MolmoModel, batch: int):
-        self.model = model
+    def __init__(self, model: MolmoModel, batch: int, vis: torch.Tensor):
+        self.model, self.vis = model, vis  # vis (B, N, D): the visual tokens' final hidden states
         self.pending_y = torch.full((batch,), -1, dtype=torch.long)
+        self.prev = torch.full((batch, 2), -1, dtype=torch.long)  # the answer's latest point (x, y) bins
 
-    def __call__(self, h_last: torch.Tensor, last_token: torch.Tensor) -> torch.Tensor:
-        nxt = self.model.logits(h_last).argmax(-1)  # (B,)
+    def __call__(self, h_last: torch.Tensor, last_token: torch.Tensor, match: torch.Tensor | None) -> torch.Tensor:
+        """h_last (B, D), last_token (B,), match (B, N) its grounding match (None: no tags) -> (B,)"""
+        logits = self.model.pointed(self.model.logits(h_last)[:, None], h_last[:, None], self.vis,
+                                    last_token[:, None], None if match is None else match[:, None],
+                                    self.prev[:, None])
+        nxt = self._choose(logits[:, 0], h_last, last_token)
+        is_x = (last_token >= _X0) & (last_token < _X0 + N_BINS)  # an x bin, then its y bin: a point
+        is_y = (nxt >= _Y0) & (nxt < _Y0 + N_BINS)
+        done = is_x & is_y
+        self.prev = torch.where(done[:, None], torch.stack([last_token - _X0, nxt - _Y0], -1), self.prev)
+        return nxt
+
+    def _choose(self, logits: torch.Tensor, h_last: torch.Tensor, last_token: torch.Tensor) -> torch.Tensor:
+        nxt = logits.argmax(-1)  # (B,)
         if self.model.pointing is None:
             return nxt
         nxt = torch.where(self.pending_y >= 0, self.pending_y, nxt)
@@ -95,14 +108,16 @@ def generate(model: MolmoModel, pixels: torch.Tensor | None, prompts: Sequence[S
     x = torch.cat([prefix.emb, emb], dim=1)
     words = emb * key_valid[:, P:, None]  # padding contributes nothing
     context = words.cumsum(dim=1)
-    h = model.step(x, pos, prefill_mask(key_valid, P), cache, model.sequence_bias(words, context, prefix))[:, -1]
+    bias = model.sequence_bias(words, context, prefix)
+    hall = model.step(x, pos, prefill_mask(key_valid, P), cache, bias)  # (B, P+L, D)
+    h, match = hall[:, -1], _match(model, bias, -1)
     running = context[:, -1]  # (B, D) the prompt's word embeddings so far
-    choose, last = _Greedy(model, B), ids[:, -1]
+    choose, last = _Greedy(model, B, hall[:, 1:1 + model.cfg.n_visual]), ids[:, -1]
     next_pos = pos[:, -1] + 1
     out = torch.full((B, max_new_tokens), _EOS, dtype=torch.long)
     done = torch.zeros(B, dtype=torch.bool)
     for t in range(max_new_tokens):
-        tok = torch.where(done, _EOS, choose(h, last))
+        tok = torch.where(done, _EOS, choose(h, last, match))
         out[:, t] = tok
         done |= tok == _EOS
         if bool(done.all()) or t == max_new_tokens - 1:
@@ -111,7 +126,7 @@ def generate(model: MolmoModel, pixels: torch.Tensor | None, prompts: Sequence[S
         new = model.embed(tok)[:, None]  # (B, 1, D)
         running = running + new[:, 0]
         bias = model.grounding(new, running[:, None], prefix, key_valid.shape[1])
-        h = model.step(new, next_pos[:, None], key_valid[:, None, None, :], cache, bias)[:, -1]
+        h, match = model.step(new, next_pos[:, None], key_valid[:, None, None, :], cache, bias)[:, -1], _match(model, bias, -1)
         last, next_pos = tok, next_pos + 1
     return [_until_eos(row) for row in out.tolist()]
 
@@ -124,7 +139,7 @@ def generate_uncached(model: MolmoModel, pixels: torch.Tensor, prompts: Sequence
     P, B = model.cfg.prefix_len, len(prompts)
     max_new_tokens = fit_new_tokens(model, prompts, max_new_tokens)
     seqs = [list(p) for p in prompts]
-    choose = _Greedy(model, B)
+    pending, prev = torch.full((B,), -1, dtype=torch.long), torch.full((B, 2), -1, dtype=torch.long)
     done = torch.zeros(B, dtype=torch.bool)
     out: list[list[int]] = [[] for _ in range(B)]
     for _ in range(max_new_tokens):
@@ -134,8 +149,11 @@ def generate_uncached(model: MolmoModel, pixels: torch.Tensor, prompts: Sequence
         x = torch.cat([prefix.emb, emb], dim=1)
         words = emb * key_valid[:, P:, None]
         bias = model.sequence_bias(words, words.cumsum(dim=1), prefix)
-        h = model.step(x, pos, prefill_mask(key_valid, P), None, bias)[:, -1]
-        tok = torch.where(done, _EOS, choose(h, ids[:, -1]))
+        hall = model.step(x, pos, prefill_mask(key_valid, P), None, bias)
+        choose = _Greedy(model, B, hall[:, 1:1 + model.cfg.n_visual])
+        choose.pending_y, choose.prev = pending, prev
+        tok = torch.where(done, _EOS, choose(hall[:, -1], ids[:, -1], _match(model, bias, -1)))
+        pending, prev = choose.pending_y, choose.prev
         for b in range(B):
             seqs[b].append(int(tok[b]))
             if not done[b]:
@@ -144,6 +162,14 @@ def generate_uncached(model: MolmoModel, pixels: torch.Tensor, prompts: Sequence
         if bool(done.all()):
             break
     return [_until_eos(row) for row in out]
+
+
+def _match(model: MolmoModel, bias: torch.Tensor | None, query: int) -> torch.Tensor | None:
+    """(B, N): the grounding match (the context channel of the bias) of one query row with the
+    visual tokens, which sit after <vision_start>; None without tags."""
+    if bias is None:
+        return None
+    return bias[:, 1, query, 1:1 + model.cfg.n_visual]
 
 
 def _until_eos(row: Sequence[int]) -> list[int]:

@@ -29,6 +29,7 @@ from torch import nn
 from .config import ModelConfig
 from .connector import Connector, bin_codes
 from .lm import Decoder, KVCache
+from .pointer import Pointer
 from .tokenizer import N_BINS, POINT, SPECIALS
 from .vision import VisionEncoder
 
@@ -36,6 +37,7 @@ IGNORE = -100
 _VISION_START, _VISION_END = SPECIALS.index("<vision_start>"), SPECIALS.index("<vision_end>")
 _POINT, _X0 = SPECIALS.index(POINT), SPECIALS.index("<x_0>")
 _Y0 = _X0 + N_BINS
+_ANSWER = SPECIALS.index("<answer>")
 
 
 def attention_mask(seg: torch.Tensor, prefix_len: int) -> torch.Tensor:
@@ -100,6 +102,21 @@ def segment_cumsum(x: torch.Tensor, seg: torch.Tensor) -> torch.Tensor:
     return csum - before
 
 
+def previous_points(ids: torch.Tensor) -> torch.Tensor:
+    """(B, T, 2): at each position the (x, y) bins of the latest point written since the latest
+    <answer> (a prompt's points are not the answer's), -1 where there is none. ids (B, T)."""
+    B, T = ids.shape
+    idx = torch.arange(T, device=ids.device).expand(B, -1)
+    is_x = (ids >= _X0) & (ids < _X0 + N_BINS)
+    last_x = torch.cummax(torch.where(is_x, idx, -1), dim=1).values  # (B, T)
+    last_answer = torch.cummax(torch.where(ids == _ANSWER, idx, -1), dim=1).values
+    ok = (last_x >= 0) & (last_x > last_answer) & (last_x < idx)  # a finished x bin before this token
+    x = ids.gather(1, last_x.clamp(min=0)) - _X0
+    y = ids.gather(1, (last_x + 1).clamp(max=T - 1)) - _Y0
+    ok = ok & (y >= 0) & (y < N_BINS)
+    return torch.where(ok[..., None], torch.stack([x, y], dim=-1), -1)
+
+
 class PointingModule(nn.Module):
     """Optional regression head: (x, y) in [0, 1] from the hidden state at each <point> token."""
 
@@ -127,6 +144,8 @@ class MolmoModel(nn.Module):
                 depth = cfg.layers if name.startswith("decoder") else cfg.vit_layers
                 nn.init.normal_(p, std=0.02 / (2 * depth) ** 0.5)
         self.init_point_embeddings()
+        # last, from its own generator: every other initial weight is the same with or without it
+        self.pointer = Pointer(cfg, N_BINS) if cfg.pointer else None
 
     def init_point_embeddings(self, scale: float = 0.1) -> None:
         """Start the <x_k> / <y_k> embeddings (input and, tied, output) from the connector's position
@@ -148,6 +167,7 @@ class MolmoModel(nn.Module):
     def parts(self) -> dict[str, list[nn.Parameter]]:
         """Parameters by part, for per-part freezing and learning rates (torchtune's fusion idea)."""
         groups: dict[str, list[nn.Parameter]] = {"vision": [], "connector": [], "lm": []}
+        # (the pointer belongs to the language model's part)
         for name, p in self.named_parameters():
             key = name.split(".")[0]
             groups["vision" if key == "vision" else "connector" if key == "connector" else "lm"].append(p)
@@ -192,6 +212,34 @@ class MolmoModel(nn.Module):
     def logits(self, h: torch.Tensor) -> torch.Tensor:
         return h @ self.embed.weight.T  # tied input/output embeddings
 
+    def pointed(self, logits: torch.Tensor, h: torch.Tensor, vis: torch.Tensor, ids: torch.Tensor,
+                match: torch.Tensor | None, prev: torch.Tensor | None = None) -> torch.Tensor:
+        """The logits (B, T, V) with the bins written by the pointer (pointer.py) where the input
+        token is <point> (an x bin follows) or an x bin (a y bin follows); unchanged elsewhere and
+        without a pointer. h (B, T, D) the final hidden states there, vis (B, N, D) the visual
+        tokens' final hidden states, ids (B, T) the input tokens, match (B, T, N) the grounding
+        match of the segment's words so far with each visual token's tags (None: no tags), prev
+        (B, T, 2) the bins of the answer's previous point (`previous_points`; None: worked out from ids)."""
+        if self.pointer is None:
+            return logits
+        at_x = ids == _POINT
+        at_y = (ids >= _X0) & (ids < _X0 + N_BINS)
+        sel = at_x | at_y
+        if not bool(sel.any()):
+            return logits
+        b, t = sel.nonzero(as_tuple=True)  # K pointing positions
+        m = match[b, t] if match is not None else vis.new_zeros(len(b), vis.shape[1])
+        is_y = at_y[b, t]
+        prev = (previous_points(ids) if prev is None else prev)[b, t]  # (K, 2)
+        prev = torch.where(is_y[:, None], -1, prev)  # only an x step looks back
+        logp = self.pointer.log_probs(h[b, t], vis[b], m, prev)  # (K, N)
+        first = torch.where(is_y, _Y0, _X0)[:, None] + torch.arange(N_BINS, device=ids.device)  # (K, N_BINS)
+        f = logits[b[:, None], t[:, None], first]
+        new = self.pointer.bins(f, logp, is_y, (ids[b, t] - _X0).clamp(0, N_BINS - 1))
+        logits = logits.clone()
+        logits[b[:, None], t[:, None], first] = new
+        return logits
+
     # --- training / scoring ----------------------------------------------------------------
     def forward(self, pixels: torch.Tensor | None, ids: torch.Tensor, seg: torch.Tensor,
                 targets: torch.Tensor | None = None, feats: torch.Tensor | None = None
@@ -205,8 +253,11 @@ class MolmoModel(nn.Module):
         x = torch.cat([pre.emb, emb], dim=1)  # (B, P+T, D)
         words = emb * (seg > 0)[..., None]  # padding contributes nothing
         bias = self.sequence_bias(words, segment_cumsum(words, seg), pre)  # (B, 2, P+T, P+T) or None
-        h = self.decoder(x, segment_positions(seg, P), attention_mask(seg, P), bias=bias)[:, P:]  # (B, T, D)
-        logits = self.logits(h)
+        hall = self.decoder(x, segment_positions(seg, P), attention_mask(seg, P), bias=bias)  # (B, P+T, D)
+        h = hall[:, P:]  # (B, T, D)
+        N = self.cfg.n_visual
+        match = bias[:, 1, P:, 1:1 + N] if bias is not None else None  # (B, T, N) context vs tags
+        logits = self.pointed(self.logits(h), h, hall[:, 1:1 + N], ids, match)
         if targets is None:
             return logits, None
         loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=IGNORE)

@@ -153,8 +153,10 @@ def make_optimizer(model: MolmoModel, stage: StageConfig) -> torch.optim.AdamW:
             p.requires_grad_(lr > 0)
         if lr <= 0:
             continue
+        # the pointer is not decayed: before stage 3 it gets no gradient and must stay as initialised
+        keep = {id(p) for p in (model.pointer.parameters() if model.pointer is not None else ())}
         decay = [p for p in params if p.ndim == 2 and p is not getattr(model.vision, "row", None)
-                 and p is not getattr(model.vision, "col", None)]
+                 and p is not getattr(model.vision, "col", None) and id(p) not in keep]
         ids = {id(p) for p in decay}
         rest = [p for p in params if id(p) not in ids]
         groups.append({"params": decay, "lr": lr, "base_lr": lr, "weight_decay": stage.weight_decay})

@@ -34,6 +34,8 @@ def main() -> int:
     ap.add_argument("--zero-tags", action="store_true",
                     help="start stage 3 with the connector's tag gain at 0: the lexical tags leave the visual "
                          "tokens' values (the grounding bias still reads them)")
+    ap.add_argument("--pointer", action="store_true",
+                    help="add the pointer (pointer.py, at its initial weights) to a checkpoint without one")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     plan = {s.number: s for s in rt.stage_plan("default", bench=True, stages=(1, 2, 3), vision_pretrain=False)}
@@ -43,10 +45,18 @@ def main() -> int:
         cur = getattr(s, k)
         s = replace(s, **{k: json.loads(v) if isinstance(cur, dict) else type(cur)(v)})
     model, tok, _ = checkpoint.load(Path(a.init))
-    if a.zero_tags:
+    if a.pointer and model.pointer is None:
+        from molmo_eval.reference_model.model import MolmoModel
+
+        plain = model
+        model = MolmoModel(replace(plain.cfg, pointer=True))
+        missing, unexpected = model.load_state_dict(plain.state_dict(), strict=False)
+        assert not unexpected and all(k.startswith("pointer.") for k in missing), (missing, unexpected)
+    if a.zero_tags or a.pointer:
         init = Path("runs/pilots") / a.name / "init"
-        with torch.no_grad():
-            model.connector.tag_gain.zero_()
+        if a.zero_tags:
+            with torch.no_grad():
+                model.connector.tag_gain.zero_()
         checkpoint.save(model, tok, init, {"pilot": a.name})
         a.init = str(init)
     cfg = rt.TrainConfig(model.cfg, (s,), seed=0, threads=a.threads, heldout=a.heldout, pool=a.pool,

@@ -4,7 +4,9 @@
 
 Panels: (1) lever 1/2, vision pilots: held-out category accuracy of object patches per step;
 (2) lever 4, focused "is there a X?" diagnostics: training loss per step (the prior is ~0.35);
-(3) lever 3/4, LM pilots L1 (no tags) and L2 (tags + grounding bias): stage-2 loss per step.
+(3) lever 3/4, LM pilots L1 (no tags) and L2 (tags + grounding bias): stage-2 loss per step;
+(4) pointing, stage-3 pilots from F1's stage-2 checkpoint: training loss per step (mean of 5 logs),
+held-out single-object pointing at the end in the legend.
 """
 
 from __future__ import annotations
@@ -20,12 +22,19 @@ import matplotlib.pyplot as plt  # noqa: E402
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "pilots"
 
 
+# stage-3 pilots: log name, legend (held-out single-object pointing at step 300)
+STAGE3 = (("S3-vision-trainable", "S3: encoder trainable (single 1.4%)"),
+          ("S4-tags-out-of-values", "S4: tags out of values (2.8%)"),
+          ("P1-pointer", "P1: pointer (37.5%)"),
+          ("P2-pointer-order", "P2: pointer + order (30.6%)"))
+
+
 def rows(path: Path) -> list[dict]:
     return [r for r in (json.loads(x) for x in path.read_text().splitlines() if x.strip()) if "step" in r]
 
 
 def main() -> None:
-    fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
+    fig, axes = plt.subplots(1, 4, figsize=(18, 3.8))
     ax = axes[0]
     for p in sorted(DOCS.glob("vision-*.jsonl")):
         rs = [r for r in rows(p) if "heldout_category" in r]
@@ -47,6 +56,18 @@ def main() -> None:
         rs = rows(DOCS / f"lm-{name}-stage2_instruct.jsonl")
         ax.plot([r["step"] for r in rs], [r["loss"] for r in rs], label=label)
     ax.set(title="stage-2 pilots (same encoder, data, seed)", xlabel="step", ylabel="training loss", ylim=(0.4, 1.5))
+    ax.legend(fontsize=7)
+    ax = axes[3]
+    for name, label in STAGE3:
+        path = DOCS / f"lm-{name}-stage3_pointing.jsonl"
+        if not path.is_file():
+            continue
+        rs = rows(path)
+        loss = [r["loss"] for r in rs]
+        smooth = [sum(loss[max(0, i - 4):i + 1]) / len(loss[max(0, i - 4):i + 1]) for i in range(len(loss))]
+        ax.plot([r["step"] for r in rs], smooth, label=label)
+    ax.set(title="stage-3 pilots (from F1's stage 2)", xlabel="step", ylabel="training loss (mean of 5)",
+           ylim=(0.8, 2.0))
     ax.legend(fontsize=7)
     for a in axes:
         a.grid(alpha=0.3)

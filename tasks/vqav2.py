@@ -41,10 +41,10 @@ from molmo_eval.metrics.vqa import SCORERS, batch_accuracy, coded_accuracy, loo_
 
 from ._vqa_common import (
     NO_FIELDS,
-    prediction_schema,
     Shared,
     as_id,
     check_unique_ids,
+    prediction_schema,
     read_json_answers,
     short_answer_prompt,
     text_answer,

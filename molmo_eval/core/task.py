@@ -40,8 +40,6 @@ from molmo_eval.core.types import (
 )
 
 
-
-
 class ScoredColumns(NamedTuple):
     """Scores of a whole split as columns (`Task.score_prediction_columns`)."""
 

@@ -232,10 +232,8 @@ class _Coder:
         if variant == "official":
             self.cleaned = _CodeOf(clean_answer, self.codes)
             self.cleaned_normalized = _CodeOf(_clean_normalized, self.codes)
-            self.clean_normalized = self.cleaned_normalized.__getitem__
         else:  # m4c, lmms-eval: both sides always processed
             self.cleaned = _CodeOf(_evalai if variant == "m4c" else _lmms_normalized, self.codes)
-        self.clean = self.cleaned.__getitem__
         self._normalized = np.zeros(0, dtype=np.int64)  # code -> code of its official normalization; -1: not yet
 
     def normalized(self, needed: np.ndarray) -> np.ndarray:
@@ -305,10 +303,6 @@ def coded_accuracy(variant: str, answers: Iterable[str], k: int, preds: Sequence
     for i in range(k):  # loo_accuracy's sum, column by column: the same float operations in the same order
         acc += np.minimum(1, (total - match[:, i]) / 3)
     return acc / k
-
-
-def _array(codes: Iterable[int], n: int) -> np.ndarray:
-    return np.fromiter(codes, dtype=np.int64, count=n)
 
 
 def vqa_metrics() -> tuple[Metric, ...]:

@@ -88,9 +88,7 @@ def source_roots(objects: Iterable[object]) -> list[Path]:
     define ``objects`` (task and model classes, which may come from other distributions)."""
     import importlib.util
 
-    import molmo_eval
-
-    roots = [Path(p) for p in molmo_eval.__path__]
+    roots = [Path(__file__).resolve().parent.parent]  # the molmo_eval package
     for sub in ("molmo_eval.tasks", "molmo_eval.reference_model"):
         try:
             spec = importlib.util.find_spec(sub)

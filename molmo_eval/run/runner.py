@@ -50,8 +50,8 @@ from molmo_eval.core.types import (
     TaskResult,
 )
 from molmo_eval.core.version import __version__
-from molmo_eval.data.images import load_image, with_pixels
 from molmo_eval.data.files import file_digest
+from molmo_eval.data.images import load_image, with_pixels
 from molmo_eval.run import distributed, records, reuse, rundir
 from molmo_eval.run.cache import ResponseCache, check_cache_dir, default_cache_dir, request_key
 from molmo_eval.run.distributed import DistGroup

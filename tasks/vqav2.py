@@ -300,9 +300,10 @@ def _prediction_texts(path: Path, row: dict[str, int]) -> list[str] | None:
     records = read_json_typed(path, "predictions file", prediction_schema("question_id", "answer"))
     if records is None or len(records) != len(row):
         return None
-    rows = list(map(row.get, map(str, map(_QUESTION_ID, records))))
-    if None in rows or len(set(rows)) != len(rows):
+    found = list(map(row.get, map(str, map(_QUESTION_ID, records))))
+    if None in found or len(set(found)) != len(found):
         return None
+    rows: list[int] = found  # type: ignore[assignment]
     texts = list(map(_PRED_ANSWER, records))
     if rows == list(range(len(rows))):  # the usual file: in question order
         return texts

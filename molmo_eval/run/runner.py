@@ -210,12 +210,38 @@ def reuse_finished(cfg: RunConfig, run_dir: Path, t0: float, show_progress: bool
     finished, with every input unchanged (`molmo_eval.run.reuse`); None to run it the whole way.
     Neither a split nor the model's weights are loaded; nothing is scored again."""
     config = cfg.to_json()
-    if not reuse.wanted(config):
-        return None
-    found = reuse.finished_record(run_dir, config)
+    found = reuse.finished_record(run_dir, config) if reuse.wanted(config) else None
     if found is None:
         return None
     old, mtime = found
+    model_counts = _unchanged_inputs(cfg, old, mtime)
+    if model_counts is None:
+        return None
+    samples = None
+    if records.SAMPLES in old.files:
+        data = (run_dir / records.SAMPLES).read_bytes()
+        rerun = reuse.samples_rerun(data, int(old.files[records.SAMPLES].get("lines", -1)))
+        if rerun is None:
+            return None
+        samples = None if rerun == data else rerun.decode("utf-8")
+    n = int(old.counts.get("samples", sum(tr.n for tr in old.tasks.values())))
+    record = replace(old, run_id=uuid.uuid4().hex[:12],
+                     created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+                     timings={"total": time.perf_counter() - t0},
+                     counts={"samples": n, "model_calls": 0, "cache_hits": n, **model_counts})
+    from molmo_eval.run.summary import markdown_report
+
+    record = rundir.refresh_run(run_dir, record, markdown_report(record), samples)
+    if show_progress:
+        print(f"{run_dir} holds this run, finished, with the same data, model and configuration: its results "
+              f"are reused ({reuse.NO_REUSE_ENV}=1 scores it again from the cache)", file=sys.stderr)
+    return Outcome(record, run_dir, 0)
+
+
+def _unchanged_inputs(cfg: RunConfig, old: RunRecord, mtime: int) -> dict[str, int] | None:
+    """The model's counts for the record (``model_loads``: 0) when the tasks (versions, configurations,
+    annotation digests), the model (fingerprint) and the data and source folders (nothing modified
+    after ``mtime``) are those of the record ``old``; else None."""
     try:
         tasks = resolve_tasks(cfg)
         if sorted(t.name for t in tasks) != sorted(old.tasks):
@@ -227,43 +253,20 @@ def reuse_finished(cfg: RunConfig, run_dir: Path, t0: float, show_progress: bool
             if tr.version != task.version or {f.name: file_digest(f) for f in files} != dict(tr.data_digests):
                 return None
             dirs[task.name] = d
-        t_data = time.perf_counter() - t0
         model = make_model(cfg)
     except (OSError, MolmoEvalError):
         return None
     try:
+        configs = {t.name: run_config(PreparedTask(t, dirs[t.name], [], {}), cfg, model) for t in tasks}
         same = (model.fingerprint == old.model.fingerprint and model.name == old.model.name
-                and all(run_config(PreparedTask(t, dirs[t.name], [], {}), cfg, model) == dict(old.task_configs.get(t.name, {}))
-                        for t in tasks)
+                and configs == {k: dict(v) for k, v in old.task_configs.items()}
                 and not reuse.changed_since(list(dirs.values()), mtime)
                 and not reuse.changed_since(reuse.source_roots([*tasks, model]), mtime, suffixes=(".py",)))
-        model_counts = getattr(model, "counts", None)
-        extra = {f"model_{k}": int(v) for k, v in model_counts().items()} if callable(model_counts) else {}
+        counts = getattr(model, "counts", None)
+        return ({f"model_{k}": int(v) for k, v in counts().items()} if callable(counts) else {}) if same else None
     finally:
         if callable(getattr(model, "close", None)):
             model.close()  # type: ignore[attr-defined]
-    if not same:
-        return None
-    samples = None
-    if records.SAMPLES in old.files:
-        data = (run_dir / records.SAMPLES).read_bytes()
-        rerun = reuse.samples_rerun(data, int(old.files[records.SAMPLES].get("lines", -1)))
-        if rerun is None:
-            return None
-        samples = None if rerun == data else rerun.decode("utf-8")
-    n = int(old.counts.get("samples", sum(tr.n for tr in old.tasks.values())))
-    timings = {"data_load": t_data, "model_load": time.perf_counter() - t0 - t_data}
-    timings["total"] = time.perf_counter() - t0
-    record = replace(old, run_id=uuid.uuid4().hex[:12],
-                     created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-                     timings=timings, counts={"samples": n, "model_calls": 0, "cache_hits": n, **extra})
-    from molmo_eval.run.summary import markdown_report
-
-    record = rundir.refresh_run(run_dir, record, markdown_report(record), samples)
-    if show_progress:
-        print(f"{run_dir} holds this run, finished, with the same data, model and configuration: its results "
-              f"are reused ({reuse.NO_REUSE_ENV}=1 scores it again from the cache)", file=sys.stderr)
-    return Outcome(record, run_dir, 0)
 
 
 # --- checks before the run, and its status after it -------------------------------------------

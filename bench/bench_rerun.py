@@ -3,8 +3,9 @@
     python bench/bench_rerun.py [--tasks refcoco,pointqa] [--model reference] [--repeats 3]
 
 Per repeat, with a fresh response cache: the first run (``molmo-eval --tasks ... --cache-dir C``: the
-model is loaded and every request goes to it) and the same command again (every output comes from
-the cache), each a whole process, timed by wall clock. The anchor is the first run measured in the
+model is loaded and every request goes to it) and the same command again (nothing changed, so the
+run folder answers, `molmo_eval.run.reuse`; every output is in the cache too), each a whole process,
+timed by wall clock. The anchor is the first run measured in the
 same invocation; the ratio is the best re-run over the best first run. The re-run's record must
 show 0 model calls and, for models that report it (the reference model), 0 model loads.
 

@@ -195,7 +195,7 @@ def _collect_fast(path: Path, samples: Sequence[Sample], *, id_key: str, answer_
     """`read_json_answers` for a file of the usual shape, decoded into structs of the two fields; None
     (the generic reader then reads the file and names what is wrong) without msgspec, or for a file
     of another shape or that names a question twice."""
-    records = read_json_typed(path, "predictions file", _prediction_schema(id_key, answer_key))
+    records = read_json_typed(path, "predictions file", prediction_schema(id_key, answer_key))
     if records is None:
         return None
     by_id = samples_by_id(samples, path)
@@ -226,7 +226,7 @@ class _Generations(dict[str, Generation]):
 
 
 @lru_cache(maxsize=8)
-def _prediction_schema(id_key: str, answer_key: str) -> Any:
+def prediction_schema(id_key: str, answer_key: str) -> Any:
     """msgspec type of ``[{id_key: int | str, answer_key: str}, ...]`` (None without msgspec)."""
     try:
         import msgspec

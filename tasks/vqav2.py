@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from molmo_eval.core.errors import DataError
-from molmo_eval.core.heap import gc_paused
+from molmo_eval.core.heap import gc_paused, keep_until_exit
 from molmo_eval.core.metric import Metric
-from molmo_eval.core.task import ParseContext, Task
+from molmo_eval.core.task import ParseContext, ScoredColumns, Task
 from molmo_eval.core.types import (
     Answer,
     AnswerKind,
@@ -37,13 +37,14 @@ from molmo_eval.core.types import (
     SampleScore,
 )
 from molmo_eval.data.files import confined, field, read_json, read_json_typed
-from molmo_eval.metrics.vqa import SCORERS, batch_accuracy, loo_groups, vqa_metrics
+from molmo_eval.metrics.vqa import SCORERS, batch_accuracy, coded_accuracy, loo_groups, vqa_metrics
 
 from ._vqa_common import (
     NO_FIELDS,
     Shared,
     as_id,
     check_unique_ids,
+    prediction_schema,
     read_json_answers,
     short_answer_prompt,
     text_answer,
@@ -131,6 +132,11 @@ class VQAv2(Task):
     def read_predictions(self, path: Path, samples: Sequence[Sample]) -> dict[str, Generation]:
         """The VQA results format: a JSON list of ``{"question_id": int, "answer": str}``."""
         return read_json_answers(path, samples, id_key="question_id", answer_key="answer", unknown_ids="error")
+
+    def score_prediction_columns(self, data_dir: Path, split: str, path: Path) -> ScoredColumns | None:
+        """`load` + `read_predictions` + `score_batch` of a whole split as columns (`_scored_columns`)."""
+        with gc_paused():
+            return _scored_columns(self, data_dir, split, path)
 
 
 def vqa_score(variant: str, sample: Sample, answer: Answer) -> float:
@@ -232,6 +238,82 @@ def _annotations_by_record(annotations: list[Any], shared: Shared) -> Annotation
     return by_id
 
 
+def _scored_columns(task: VQAv2, data_dir: Path, split: str, path: Path) -> ScoredColumns | None:
+    """What scoring ``path`` sample by sample gives, as columns, read straight from the three files
+    (no Sample, Generation, Answer or SampleScore per question): the questions (their order is the
+    samples' order), the annotations (every human answer as the integer code of its cleaned string,
+    `coded_accuracy`) and the predictions (a code per question). The per-question accuracy is
+    vqaEval.py's (`molmo_eval.metrics.vqa`), bit for bit; the meta columns are the samples'. None,
+    for the per-sample path to read and report, on anything that path would treat specially: a file
+    msgspec cannot read in the usual shape, a question without an annotation or a prediction, a
+    prediction of an unknown or repeated question, questions with different numbers of answers or
+    with answer ids that repeat (`loo_groups`)."""
+    import numpy as np
+
+    task.check_split(split)
+    qpath, apath = question_file(data_dir, split), annotation_file(data_dir, split)
+    questions = _questions_fast(qpath)
+    if questions is None:
+        return None
+    qids = questions[0]
+    del questions
+    row = dict(zip(qids, range(len(qids))))
+    if len(row) != len(qids):
+        return None  # a repeated question id: `load` says which
+    schema = _schemas()
+    top = read_json_typed(apath, "VQAv2 annotations file", schema and schema[1])
+    if top is None or not top.annotations:
+        return None
+    annotations, top = top.annotations, None
+    answer_lists = list(map(_ANSWERS, annotations))
+    k = len(answer_lists[0])
+    if k == 0 or any(len(a) != k for a in answer_lists) or len(annotations) != len(qids):
+        return None
+    flat = list(chain.from_iterable(answer_lists))
+    del answer_lists
+    ids = list(map(_ANSWER_ID, flat))
+    if ids != list(range(1, k + 1)) * len(annotations) and any(
+            len(set(ids[i:i + k])) != k for i in range(0, len(ids), k)):
+        return None
+    del ids
+    at = list(map(row.get, map(str, map(_QUESTION_ID, annotations))))  # annotation -> question row
+    if None in at or len(set(at)) != len(at):
+        return None  # an annotation of another question, or a question annotated twice
+    order = np.empty(len(at), dtype=np.intp)
+    order[np.asarray(at, dtype=np.intp)] = np.arange(len(at))  # question row -> annotation
+    answer_type = np.array(list(map(_ANSWER_TYPE, annotations)), dtype=object)[order]
+    question_type = np.array(list(map(_QUESTION_TYPE, annotations)), dtype=object)[order]
+    keep_until_exit(annotations, flat, row)  # from the console, 2 million answers are not freed one by one
+    preds = _prediction_texts(path, row)
+    if preds is None:
+        return None
+    accuracy = coded_accuracy(task.variant, map(_ANSWER, flat), k, preds, order)
+    unparseable = sum(1 for t in preds if not t.strip())  # `text_answer`: parse_ok is a non-blank text
+    cols = {"accuracy": accuracy, "answer_type": answer_type, "question_type": question_type,
+            "split": np.full(len(qids), split, dtype=object)}
+    return ScoredColumns(cols, unparseable)
+
+
+def _prediction_texts(path: Path, row: dict[str, int]) -> list[str] | None:
+    """The predicted text of each question row, from a VQA results file; None when the file is not of
+    the usual shape or does not answer every question exactly once."""
+    records = read_json_typed(path, "predictions file", prediction_schema("question_id", "answer"))
+    if records is None or len(records) != len(row):
+        return None
+    found = list(map(row.get, map(str, map(_QUESTION_ID, records))))
+    if None in found or len(set(found)) != len(found):
+        return None
+    rows: list[int] = found  # type: ignore[assignment]
+    texts = list(map(_PRED_ANSWER, records))
+    if rows == list(range(len(rows))):  # the usual file: in question order
+        return texts
+    ordered: list[str] = [""] * len(rows)
+    for r, t in zip(rows, texts):
+        ordered[r] = t
+    return ordered
+
+
+_PRED_ANSWER = attrgetter("answer")
 _ANSWERS, _ANSWER, _ANSWER_ID = attrgetter("answers"), attrgetter("answer"), attrgetter("answer_id")
 _QUESTION_ID, _ANSWER_TYPE, _QUESTION_TYPE = (attrgetter("question_id"), attrgetter("answer_type"),
                                               attrgetter("question_type"))

@@ -321,3 +321,115 @@ def test_a_streamed_line_is_the_whole_line_dumped_at_once() -> None:
     joined = [join_line(parts, score) for parts, score in zip(spool, scores)]
     spool.close()
     assert joined == expected
+
+
+# --- VQAv2 scored column-wise (`score --predictions --json`) and sample by sample ------------------
+
+def _random_vqav2(d: Path, rng: random.Random, n: int = 600) -> tuple[Path, list[dict]]:
+    """A split whose annotations are not in question order, with WORDS as answers and predictions."""
+    questions = [{"question_id": 1000 + i, "image_id": i % 37, "question": f"q{i}?"} for i in range(n)]
+    annotations = [_ann(q["question_id"], [rng.choice(WORDS[:8] if rng.random() < 0.5 else WORDS) for _ in range(10)],
+                        answer_type=rng.choice(["yes/no", "number", "other"]),
+                        question_type=rng.choice(["what", "how many", "is the"])) for q in questions]
+    rng.shuffle(annotations)
+    preds = [{"question_id": q["question_id"], "answer": rng.choice(WORDS)} for q in questions]
+    return _write_vqav2(d, annotations, questions), preds
+
+
+def _per_sample_columns(task: object, d: Path, path: Path) -> tuple[dict, int]:
+    samples, _ = load_split(task, d, "val2014")
+    gens = task.read_predictions(path, samples)
+    scored = score_samples(task, samples, [gens.get(s.uid) for s in samples], CoordSpace.PIXELS)
+    n_unparseable = sum(1 for sc in scored if sc.answer is not None and not sc.answer.parse_ok)
+    return stats.columns(samples, task.finalize(samples, [sc.score for sc in scored])), n_unparseable
+
+
+@pytest.mark.parametrize("variant", ["official", "lmms-eval"])
+@pytest.mark.parametrize("shuffled", [False, True])
+def test_column_wise_scoring_gives_the_per_sample_columns_bit_for_bit(variant: str, shuffled: bool,
+                                                                      tmp_path: Path) -> None:
+    rng = random.Random(7)
+    task = registry.get_task("vqav2", variant)
+    d, preds = _random_vqav2(tmp_path, rng)
+    if shuffled:
+        rng.shuffle(preds)
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps(preds))
+    scored = task.score_prediction_columns(d, "val2014", path)
+    assert scored is not None
+    expected, n_unparseable = _per_sample_columns(task, d, path)
+    assert sorted(scored.cols) == sorted(expected) and scored.n_unparseable == n_unparseable > 0
+    for k, col in expected.items():
+        assert col.dtype == scored.cols[k].dtype and np.array_equal(col, scored.cols[k]), k
+    assert 0 < float(np.mean(scored.cols["accuracy"])) < 1
+
+
+def test_column_wise_scoring_on_the_mini_world(tmp_path: Path) -> None:
+    task = registry.get_task("vqav2")
+    d = default_data_root() / "vqav2"
+    samples, _ = load_split(task, d, "val2014")
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps([{"question_id": int(s.id), "answer": t}
+                                for s, t in zip(samples, ["yes", "2", "Two", "red", " no\n"] * len(samples))]))
+    expected, _ = _per_sample_columns(task, d, path)
+    scored = task.score_prediction_columns(d, "val2014", path)
+    assert scored is not None and all(np.array_equal(expected[k], scored.cols[k]) for k in expected)
+
+
+DECLINED = {
+    "a question without a prediction": lambda preds: preds[1:],
+    "a prediction of an unknown question": lambda preds: [*preds, {"question_id": 5, "answer": "x"}],
+    "a question predicted twice": lambda preds: [*preds, preds[0]],
+    "a prediction that is not text": lambda preds: [{**preds[0], "answer": 3}, *preds[1:]],
+}
+
+
+@pytest.mark.parametrize("case", DECLINED)
+def test_column_wise_scoring_leaves_unusual_predictions_to_the_per_sample_path(case: str, tmp_path: Path) -> None:
+    task = registry.get_task("vqav2")
+    d, preds = _random_vqav2(tmp_path, random.Random(1), n=20)
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps(DECLINED[case](preds)))
+    assert task.score_prediction_columns(d, "val2014", path) is None
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_column_wise_scoring_of_unusual_splits_is_the_per_sample_one_or_none(case: str, tmp_path: Path) -> None:
+    """Either the per-sample columns, or None where the per-sample path refuses the split or scores it
+    otherwise (leave-one-out groups, questions with different numbers of answers)."""
+    task = registry.get_task("vqav2")
+    d = _write_vqav2(tmp_path, *CASES[case])
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps([{"question_id": q["question_id"], "answer": "a"} for q in CASES[case][1]]))
+    scored = task.score_prediction_columns(d, "val2014", path)
+    try:
+        expected, _ = _per_sample_columns(task, d, path)
+    except DataError:
+        assert scored is None
+        return
+    declined = ("answer ids repeat (leave-one-out groups)", "different numbers of answers", "no answer ids")
+    assert (scored is None) == (case in declined)
+    if scored is not None:
+        assert all(np.array_equal(expected[k], scored.cols[k]) for k in expected)
+
+
+@pytest.mark.parametrize("variant", ["official", "lmms-eval"])
+def test_score_json_column_wise_prints_what_the_per_sample_path_prints(variant: str, tmp_path: Path, capsys,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from molmo_eval.cli import main
+    from molmo_eval.run import guard
+
+    d, preds = _random_vqav2(tmp_path / "data" / "vqav2", random.Random(3))
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps(preds))
+    args = ["score", "--task", "vqav2", "--variant", variant, "--data-root", str(tmp_path / "data"),
+            "--predictions", str(path), "--json"]
+    assert main([*args, "--output-path", str(tmp_path / "run")]) == 0  # written: sample by sample
+    per_sample = capsys.readouterr().out
+
+    def no_samples(*a: object, **k: object) -> None:
+        raise AssertionError("scored sample by sample")
+
+    monkeypatch.setattr(guard, "score_samples", no_samples)
+    assert main(args) == 0
+    assert capsys.readouterr().out == per_sample

@@ -179,11 +179,33 @@ def score_predictions(args: argparse.Namespace) -> int:
         from molmo_eval.run import rundir  # (imported only to write: the run-folder code is 30 ms)
 
         rundir.check_output_path(args.output_path, config, overwrite=args.overwrite)
+    elif args.json and not args.ci and args.predictions.is_file():  # only numbers wanted: a task may
+        scored = _columns(task, data_dir, split, args.predictions)  # score the file column-wise
+        if scored is not None:
+            from molmo_eval.run.scoring import summarize_cols
+
+            tr = summarize_cols(task, scored.cols, (split,), seed=args.seed, n_boot=0, n_failed=0,
+                                n_unparseable=scored.n_unparseable, group_ci=False)
+            print_json(args, task, split, tr, 0)
+            return 0
     # the data files' digests go into a written record; without one nothing would list them
     samples, digests = load_split(task, data_dir, split, digests=args.output_path is not None)
     keep_until_exit(samples)  # from the console, freed by the process's end, not object by object
     with gc_frozen():  # the loaded samples stay out of the collector's rescans (`molmo_eval.core.heap`)
         return _score_loaded(args, task, split, data_dir, config, samples, digests)
+
+
+def _columns(task: Any, data_dir: Path, split: str, path: Path) -> Any:
+    """`Task.score_prediction_columns`, or None (the per-sample path, which names what is wrong) where
+    it declines or fails other than with a data error."""
+    from molmo_eval.core.errors import MolmoEvalError
+
+    try:
+        return task.score_prediction_columns(data_dir, split, path)
+    except MolmoEvalError:
+        raise
+    except Exception:
+        return None
 
 
 def _score_loaded(args: argparse.Namespace, task: Any, split: str, data_dir: Path, config: dict[str, Any],
@@ -225,17 +247,7 @@ def _score_loaded(args: argparse.Namespace, task: Any, split: str, data_dir: Pat
         _write_scored(args, task, split, data_dir, config, space, tr,
                       (samples, gens, scored_all, final), n_failed, len(missing))
     if args.json:
-        primary = tr.primary_metric
-        if tr.metrics.get(primary) is None or tr.metrics[primary].n == 0:  # e.g. boxes under a pointing task
-            primary = next((k for k, v in tr.metrics.items() if v.n), primary)
-        out = {"task": task.name, "split": split, "variant": task.variant, "n": tr.n,
-               "missing": len(missing), "breakdown_metric": primary,
-               "metrics": {k: _val(v.value) for k, v in tr.metrics.items()},
-               "breakdowns": {g: {k: _val(ms[primary].value) for k, ms in keys.items() if primary in ms}
-                              for g, keys in tr.breakdowns.items()}}
-        if args.ci:  # [low, high] of the 95% percentile bootstrap; null where none is defined
-            out["ci"] = {k: None if v.ci_low is None else [v.ci_low, v.ci_high] for k, v in tr.metrics.items()}
-        print(json.dumps(out, indent=2))
+        print_json(args, task, split, tr, len(missing))
     else:
         from molmo_eval.run.summary import pct
 
@@ -246,6 +258,21 @@ def _score_loaded(args: argparse.Namespace, task: Any, split: str, data_dir: Pat
     if missing:
         print(f"note: {len(missing)} questions had no prediction and were scored as wrong", file=sys.stderr)
     return 0
+
+
+def print_json(args: argparse.Namespace, task: Any, split: str, tr: Any, n_missing: int) -> None:
+    """``score --predictions --json``: one JSON object of the metrics and the primary metric's breakdowns."""
+    primary = tr.primary_metric
+    if tr.metrics.get(primary) is None or tr.metrics[primary].n == 0:  # e.g. boxes under a pointing task
+        primary = next((k for k, v in tr.metrics.items() if v.n), primary)
+    out = {"task": task.name, "split": split, "variant": task.variant, "n": tr.n,
+           "missing": n_missing, "breakdown_metric": primary,
+           "metrics": {k: _val(v.value) for k, v in tr.metrics.items()},
+           "breakdowns": {g: {k: _val(ms[primary].value) for k, ms in keys.items() if primary in ms}
+                          for g, keys in tr.breakdowns.items()}}
+    if args.ci:  # [low, high] of the 95% percentile bootstrap; null where none is defined
+        out["ci"] = {k: None if v.ci_low is None else [v.ci_low, v.ci_high] for k, v in tr.metrics.items()}
+    print(json.dumps(out, indent=2))
 
 
 def _write_scored(args: argparse.Namespace, task: Any, split: str, data_dir: Path, config: dict[str, Any],

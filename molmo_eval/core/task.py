@@ -25,7 +25,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 from molmo_eval.core.errors import MolmoEvalError, UnknownName
 from molmo_eval.core.metric import Metric
@@ -39,6 +39,12 @@ from molmo_eval.core.types import (
     SampleScore,
 )
 
+
+class ScoredColumns(NamedTuple):
+    """Scores of a whole split as columns (`Task.score_prediction_columns`)."""
+
+    cols: dict[str, Any]  # column -> one value per sample (numpy arrays, as `stats.columns` builds them)
+    n_unparseable: int  # answers parsed with parse_ok False (scored as written)
 
 @dataclass(frozen=True)
 class ParseContext:
@@ -140,3 +146,13 @@ class Task(ABC):
     def prediction_space(self) -> CoordSpace:
         """The coordinate space of points and boxes in prediction files (pixels by convention)."""
         return CoordSpace.PIXELS
+
+    def score_prediction_columns(self, data_dir: Path, split: str, path: Path) -> ScoredColumns | None:
+        """Optional: the per-sample columns that `molmo_eval.metrics.stats.columns` would build from
+        scoring the prediction file ``path`` against ``split`` sample by sample (`read_predictions`,
+        `parse`, `score_batch`), computed column-wise without per-sample objects, for a scored file
+        whose per-sample lines nobody reads (``score --predictions --json``). They must be equal to
+        the per-sample path's; None (the default) whenever anything is unusual (a question without
+        a prediction, an unknown id, a file of another shape): the per-sample path then scores the
+        file, or names what is wrong with it."""
+        return None

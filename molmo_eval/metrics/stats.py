@@ -129,9 +129,9 @@ def aggregate(metrics: Sequence[Metric], cols: Columns, *, seed: int, label: str
 def group_rows(keys: np.ndarray) -> dict[Any, np.ndarray]:
     """Row indices (ascending) of each distinct value of a categorical column, in order of first
     appearance: the rows ``keys == value`` selects, found in one pass and one stable sort."""
-    codes: dict[Any, int] = {}
-    inverse = np.fromiter((codes.setdefault(k, len(codes)) for k in keys.tolist()), dtype=np.intp,
-                          count=len(keys))
+    values = keys.tolist()
+    codes: dict[Any, int] = {k: c for c, k in enumerate(dict.fromkeys(values))}  # first appearance
+    inverse = np.fromiter(map(codes.__getitem__, values), dtype=np.intp, count=len(keys))
     order = np.argsort(inverse, kind="stable")
     bounds = np.concatenate(([0], np.cumsum(np.bincount(inverse, minlength=len(codes)))))
     return {k: order[bounds[c]:bounds[c + 1]] for k, c in codes.items()}

@@ -188,9 +188,18 @@ class _Codes(dict[str, int]):
         self.names.append(key)
         return code
 
+    def many(self, keys: list[str]) -> list[int]:
+        """``[self[k] for k in keys]``, the new strings coded in one pass (dict and list work in C)."""
+        new = [k for k in dict.fromkeys(keys) if k not in self]
+        if new:
+            self.update(zip(new, range(len(self.names), len(self.names) + len(new))))
+            self.names.extend(new)
+        return list(map(self.__getitem__, keys))
+
 
 class _CodeOf(dict[str, int]):
-    """``memo[raw]``: the code (in ``codes``) of ``fn(raw)``, one lookup per raw string."""
+    """``memo[raw]``: the code (in ``codes``) of ``fn(raw)``, one lookup per raw string; `array` codes a
+    whole column, calling ``fn`` once per distinct string not met before."""
 
     def __init__(self, fn: Callable[[str], str], codes: _Codes):
         super().__init__()
@@ -199,6 +208,18 @@ class _CodeOf(dict[str, int]):
     def __missing__(self, key: str) -> int:
         code = self[key] = self.codes[self.fn(key)]
         return code
+
+    def array(self, texts: Iterable[str]) -> np.ndarray:
+        """The codes of ``texts`` (a column of raw strings): each string is looked up once, in a
+        table of this column's distinct strings (a large column is bound by memory latency), and
+        each distinct one not met before goes through ``fn`` once."""
+        raw = _Codes()
+        at = np.fromiter(map(raw.__getitem__, texts), dtype=np.int64)  # raw string -> its first-seen code
+        names = raw.names
+        new = [t for t, c in zip(names, map(self.get, names)) if c is None]
+        if new:
+            self.update(zip(new, self.codes.many(list(map(self.fn, new)))))
+        return np.fromiter(map(self.__getitem__, names), dtype=np.int64, count=len(names))[at]
 
 
 class _Coder:
@@ -209,18 +230,24 @@ class _Coder:
     def __init__(self, variant: str):
         self.codes = _Codes()
         if variant == "official":
-            self.clean = _CodeOf(_clean, self.codes).__getitem__
-            self.clean_normalized = _CodeOf(_clean_normalized, self.codes).__getitem__
+            self.cleaned = _CodeOf(clean_answer, self.codes)
+            self.cleaned_normalized = _CodeOf(_clean_normalized, self.codes)
         else:  # m4c, lmms-eval: both sides always processed
-            self.clean = _CodeOf(_evalai if variant == "m4c" else _lmms_normalized, self.codes).__getitem__
+            self.cleaned = _CodeOf(_evalai if variant == "m4c" else _lmms_normalized, self.codes)
         self._normalized = np.zeros(0, dtype=np.int64)  # code -> code of its official normalization; -1: not yet
 
     def normalized(self, needed: np.ndarray) -> np.ndarray:
         """code -> the code of `_official` of its string, for (at least) the codes in ``needed``."""
         table = self._grown()
-        for c in set(needed[table[needed] < 0].tolist()):  # (a set: np.unique imports numpy.ma, 15 ms)
-            table[c] = self.codes[_official(self.codes.names[c])]  # may add codes: grown again below
-        return self._grown()
+        wanted = np.zeros(len(table), dtype=bool)
+        wanted[needed] = True
+        todo = np.flatnonzero(wanted & (table < 0)).tolist()
+        if todo:
+            names = self.codes.names
+            coded = self.codes.many(list(map(_official, map(names.__getitem__, todo))))  # may add codes
+            table = self._grown()
+            table[np.array(todo, dtype=np.int64)] = coded
+        return table
 
     def _grown(self) -> np.ndarray:
         n, old = len(self.codes.names), self._normalized
@@ -242,19 +269,33 @@ def _coder(variant: str) -> _Coder:
 
 def _matched(variant: str, preds: list[str], answer_sets: list[Sequence[str]], k: int) -> np.ndarray:
     """VQA accuracy of questions with ``k`` answers each (see `batch_accuracy`)."""
-    flat = list(chain.from_iterable(answer_sets))
+    return coded_accuracy(variant, chain.from_iterable(answer_sets), k, preds)
+
+
+def coded_accuracy(variant: str, answers: Iterable[str], k: int, preds: Sequence[str],
+                   order: np.ndarray | None = None) -> np.ndarray:
+    """VQA accuracy (`SCORERS`) of ``preds[q]`` against row ``q`` of the human answers, bit for bit,
+    computed over integer codes: ``answers`` are k per row, row after row; ``order`` (when given)
+    takes the rows in that order (answers read in annotation-file order, predictions in question
+    order). Each distinct string is cleaned and normalized once (`_Coder`); the leave-one-out sum of
+    vqaEval.py's accuracy loop runs column by column, in its order. No loo_groups: every answer dict
+    distinct, as in the official files."""
     coder = _coder(variant)
+    codes = coder.cleaned.array(answers).reshape(-1, k)
+    if order is not None:
+        codes = codes[order]
+    if len(codes) != len(preds):
+        raise ValueError(f"{len(codes)} rows of answers for {len(preds)} predictions")
     if variant != "official":  # m4c, lmms-eval: both sides always processed
-        truth = _array(map(coder.clean, flat), len(flat)).reshape(-1, k)
-        pred = _array(map(coder.clean, preds), len(preds))
+        truth = codes
+        pred = coder.cleaned.array(preds)
     else:
-        cleaned = _array(map(coder.clean, flat), len(flat)).reshape(-1, k)
         # normalized when the cleaned answers are not all identical (one answer: never)
-        differ = (cleaned != cleaned[:, :1]).any(axis=1) if k > 1 else np.zeros(len(preds), dtype=bool)
-        normalized = coder.normalized(cleaned[differ].ravel())  # cleaned -> normalized
-        truth = np.where(differ[:, None], normalized[cleaned], cleaned)
-        plain = _array(map(coder.clean, preds), len(preds))
-        both = _array(map(coder.clean_normalized, preds), len(preds))
+        differ = (codes != codes[:, :1]).any(axis=1) if k > 1 else np.zeros(len(preds), dtype=bool)
+        normalized = coder.normalized(codes[differ].ravel())  # cleaned -> normalized
+        truth = np.where(differ[:, None], normalized[codes], codes)
+        plain = coder.cleaned.array(preds)
+        both = coder.cleaned_normalized.array(preds)
         pred = np.where(differ, both, plain)
     match = truth == pred[:, None]
     total = match.sum(axis=1)
@@ -262,10 +303,6 @@ def _matched(variant: str, preds: list[str], answer_sets: list[Sequence[str]], k
     for i in range(k):  # loo_accuracy's sum, column by column: the same float operations in the same order
         acc += np.minimum(1, (total - match[:, i]) / 3)
     return acc / k
-
-
-def _array(codes: Iterable[int], n: int) -> np.ndarray:
-    return np.fromiter(codes, dtype=np.int64, count=n)
 
 
 def vqa_metrics() -> tuple[Metric, ...]:

@@ -68,6 +68,10 @@ _tokens = _CONTRACTION_PAIRS.split()
 CONTRACTIONS: dict[str, str] = dict(zip(_tokens[0::2], _tokens[1::2], strict=True))
 del _tokens
 
+# every word process_digit_article maps or drops (a number word's digits are neither articles nor
+# contraction keys, so a text without any of these words comes out as its words joined)
+_WORDS_MAPPED = frozenset(NUMBER_WORDS) | ARTICLES | frozenset(CONTRACTIONS)
+
 _PERIOD_STRIP = re.compile(r"(?!<=\d)(\.)(?!\d)")  # sic: the look-behind was meant, a look-ahead was written
 _PERIOD_STRIP_MAX = int(re.UNICODE)  # vqaEval.py: periodStrip.sub("", text, re.UNICODE) -> count=32
 _COMMA_STRIP = re.compile(r"(\d)(\,)(\d)")  # vqaEval.py
@@ -100,8 +104,11 @@ def process_punctuation(text: str, comma_rule: re.Pattern[str] = _COMMA_STRIP) -
 def process_digit_article(text: str) -> str:
     """Mirrors vqaEval.py ``processDigitArticle``: lower-case, split on whitespace, number words to
     digits, drop articles, expand contractions, join with single spaces."""
+    split = text.lower().split()
+    if _WORDS_MAPPED.isdisjoint(split):  # no word that the loop below would change or drop
+        return " ".join(split)
     words = []
-    for word in text.lower().split():
+    for word in split:
         word = NUMBER_WORDS.get(word, word)
         if word not in ARTICLES:
             words.append(CONTRACTIONS.get(word, word))

@@ -147,11 +147,34 @@ def _write_run(run_dir: Path, record: RunRecord, lines: Sequence[Mapping[str, An
     return record
 
 
-def _swap_in(run_dir: Path, staged: Sequence[Staged]) -> None:
-    """Old record out, old files out or over, new record in last (``staged`` ends with it)."""
+def refresh_run(run_dir: Path, record: RunRecord, report: str, samples: str | None) -> RunRecord:
+    """Rewrite a finished run's folder for a re-run that reused it (`molmo_eval.run.reuse`): a new
+    ``samples.jsonl`` when ``samples`` is given, the report and the record; the other files the old
+    record lists stay as they are. The same order as `write_run`, so a kill leaves either run whole
+    or a folder without a record."""
+    staged: list[Staged] = []
+    with writing(f"the run folder {run_dir}"):
+        try:
+            if samples is not None:
+                staged.append(stage(run_dir / SAMPLES, samples, count_lines=True))
+            staged.append(stage(run_dir / REPORT, report))
+            files = {**{k: dict(v) for k, v in record.files.items()}, **{s.path.name: s.entry for s in staged}}
+            record = replace(record, files=files, schema_version=SCHEMA_VERSION)
+            staged.append(stage(run_dir / RESULTS, record_text(record)))
+            _swap_in(run_dir, staged, keep=set(files))
+        except BaseException:
+            for s in staged:
+                remove(s.tmp)
+            raise
+    return record
+
+
+def _swap_in(run_dir: Path, staged: Sequence[Staged], keep: set[str] = frozenset()) -> None:  # type: ignore[assignment]
+    """Old record out, old files out or over (those named in ``keep`` stay), new record in last
+    (``staged`` ends with it)."""
     remove(run_dir / RESULTS)
     _fsync_dir(run_dir)
-    new = {s.path.name for s in staged}
+    new = {s.path.name for s in staged} | keep
     for name in RUN_FILES:
         if name not in new:
             remove(run_dir / name)

@@ -50,8 +50,9 @@ from molmo_eval.core.types import (
     TaskResult,
 )
 from molmo_eval.core.version import __version__
+from molmo_eval.data.files import file_digest
 from molmo_eval.data.images import load_image, with_pixels
-from molmo_eval.run import distributed, records, rundir
+from molmo_eval.run import distributed, records, reuse, rundir
 from molmo_eval.run.cache import ResponseCache, check_cache_dir, default_cache_dir, request_key
 from molmo_eval.run.distributed import DistGroup
 from molmo_eval.run.guard import describe, generate_safe, score_samples
@@ -129,6 +130,10 @@ def run(cfg: RunConfig, *, model: Model | None = None, show_progress: bool = Tru
 def _run(cfg: RunConfig, model: Model | None, show_progress: bool, group: DistGroup | None, t0: float,
          timings: dict[str, float]) -> Outcome:
     run_dir = check_folders(cfg, group)  # what would fail only at the end fails now
+    if model is None and group is None:
+        reused = reuse_finished(cfg, run_dir, t0, show_progress)
+        if reused is not None:
+            return reused
     prepared = prepare_tasks(cfg)  # bad input fails fast, before a model is loaded
     timings["data_load"] = time.perf_counter() - t0
     model = model or make_model(cfg)
@@ -198,6 +203,70 @@ def _evaluate(cfg: RunConfig, model: Model, cache: ResponseCache | None, prepare
     if group is not None:
         record = group.broadcast(record if group.is_main else None)
     return record, calls
+
+
+def reuse_finished(cfg: RunConfig, run_dir: Path, t0: float, show_progress: bool = False) -> Outcome | None:
+    """The outcome of a re-run answered from its run folder, when the folder holds this evaluation,
+    finished, with every input unchanged (`molmo_eval.run.reuse`); None to run it the whole way.
+    Neither a split nor the model's weights are loaded; nothing is scored again."""
+    config = cfg.to_json()
+    found = reuse.finished_record(run_dir, config) if reuse.wanted(config) else None
+    if found is None:
+        return None
+    old, mtime = found
+    model_counts = _unchanged_inputs(cfg, old, mtime)
+    if model_counts is None:
+        return None
+    samples = None
+    if records.SAMPLES in old.files:
+        data = (run_dir / records.SAMPLES).read_bytes()
+        rerun = reuse.samples_rerun(data, int(old.files[records.SAMPLES].get("lines", -1)))
+        if rerun is None:
+            return None
+        samples = None if rerun == data else rerun.decode("utf-8")
+    n = int(old.counts.get("samples", sum(tr.n for tr in old.tasks.values())))
+    record = replace(old, run_id=uuid.uuid4().hex[:12],
+                     created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+                     timings={"total": time.perf_counter() - t0},
+                     counts={"samples": n, "model_calls": 0, "cache_hits": n, **model_counts})
+    from molmo_eval.run.summary import markdown_report
+
+    record = rundir.refresh_run(run_dir, record, markdown_report(record), samples)
+    if show_progress:
+        print(f"{run_dir} holds this run, finished, with the same data, model and configuration: its results "
+              f"are reused ({reuse.NO_REUSE_ENV}=1 scores it again from the cache)", file=sys.stderr)
+    return Outcome(record, run_dir, 0)
+
+
+def _unchanged_inputs(cfg: RunConfig, old: RunRecord, mtime: int) -> dict[str, int] | None:
+    """The model's counts for the record (``model_loads``: 0) when the tasks (versions, configurations,
+    annotation digests), the model (fingerprint) and the data and source folders (nothing modified
+    after ``mtime``) are those of the record ``old``; else None."""
+    try:
+        tasks = resolve_tasks(cfg)
+        if sorted(t.name for t in tasks) != sorted(old.tasks):
+            return None
+        dirs: dict[str, Path] = {}
+        for task in tasks:
+            tr, d = old.tasks[task.name], task_dir(task, cfg)
+            files = [f for split in task_splits(task, cfg) for f in task.data_files(d, split)]
+            if tr.version != task.version or {f.name: file_digest(f) for f in files} != dict(tr.data_digests):
+                return None
+            dirs[task.name] = d
+        model = make_model(cfg)
+    except (OSError, MolmoEvalError):
+        return None
+    try:
+        configs = {t.name: run_config(PreparedTask(t, dirs[t.name], [], {}), cfg, model) for t in tasks}
+        same = (model.fingerprint == old.model.fingerprint and model.name == old.model.name
+                and configs == {k: dict(v) for k, v in old.task_configs.items()}
+                and not reuse.changed_since(list(dirs.values()), mtime)
+                and not reuse.changed_since(reuse.source_roots([*tasks, model]), mtime, suffixes=(".py",)))
+        counts = getattr(model, "counts", None)
+        return ({f"model_{k}": int(v) for k, v in counts().items()} if callable(counts) else {}) if same else None
+    finally:
+        if callable(getattr(model, "close", None)):
+            model.close()  # type: ignore[attr-defined]
 
 
 # --- checks before the run, and its status after it -------------------------------------------

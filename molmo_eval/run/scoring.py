@@ -70,15 +70,25 @@ def summarize_columns(task: Task, samples: Sequence[Sample], scores: Sequence[Sa
     """`summarize_task`, also returning the per-sample columns (the runner writes them to scores.json)."""
     final = task.finalize(samples, scores)
     cols = stats.columns(samples, final)
+    splits = tuple(dict.fromkeys(s.split for s in samples))
+    result = summarize_cols(task, cols, splits, seed=seed, n_boot=n_boot, n_failed=n_failed,
+                            n_unparseable=n_unparseable, digests=digests, seconds=seconds, group_ci=group_ci)
+    return Summary(result, final, cols)
+
+
+def summarize_cols(task: Task, cols: Mapping[str, np.ndarray], splits: Sequence[str], *, seed: int, n_boot: int,
+                   n_failed: int, n_unparseable: int, digests: Mapping[str, str] | None = None,
+                   seconds: float = 0.0, group_ci: bool = True) -> TaskResult:
+    """The TaskResult of per-sample columns (`stats.columns`, or a task's column-wise scoring,
+    `Task.score_prediction_columns`)."""
     overall, groups = stats.summarize(task.metrics(), cols, task.breakdowns, seed=seed, label=task.name,
                                       n_boot=n_boot, split_only=task.split_metrics(), group_ci=group_ci)
-    splits = tuple(dict.fromkeys(s.split for s in samples))
-    result = TaskResult(
-        task=task.name, splits=splits, variant=task.variant, version=task.version, n=len(samples),
+    n = len(next(iter(cols.values()))) if cols else 0
+    return TaskResult(
+        task=task.name, splits=tuple(splits), variant=task.variant, version=task.version, n=n,
         metrics=overall, breakdowns=groups, n_failed=n_failed, n_unparseable=n_unparseable,
         primary_metric=task.primary_metric, data_digests=dict(digests or {}), seconds=seconds,
     )
-    return Summary(result, final, cols)
 
 
 def task_config(task: Task, splits: Sequence[str], settings: GenerationSettings | None, **extra: Any

@@ -26,7 +26,8 @@ DOCS = Path(__file__).resolve().parents[2] / "docs" / "pilots"
 STAGE3 = (("S3-vision-trainable", "S3: encoder trainable (single 1.4%)"),
           ("S4-tags-out-of-values", "S4: tags out of values (2.8%)"),
           ("P1-pointer", "P1: pointer (37.5%)"),
-          ("P2-pointer-order", "P2: pointer + order (30.6%)"))
+          ("P2-pointer-order", "P2: pointer + order (30.6%)"),
+          ("P3-pointer-lr2x", "P3: P2 at 2x lr (29.2%)"))
 
 
 def rows(path: Path) -> list[dict]:

@@ -39,24 +39,11 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the harness does: idle threads sleep
 
-# Python as installed: pip compiles a package's modules to bytecode when it installs them, so a
-# user's start-up reads them compiled. Where PYTHONDONTWRITEBYTECODE is set (containers, CI) every
-# start-up would compile every imported module's source again, a cost of the environment that
-# falls mostly on the side that imports more. The timed processes run without it, after the code
-# they import has been compiled once, up front (`compiled`), for both sides alike.
-os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def compiled(*folders: Path) -> None:
-    """Bytecode of every module under ``folders`` (the source tree and any folder of the anchor's)."""
-    import compileall
-
-    for folder in folders:
-        if folder.is_dir():
-            compileall.compile_dir(str(folder), quiet=2)
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from startup import as_installed, compiled  # noqa: E402
+
+as_installed()  # time Python as installed: compiled once, never recompiled at each start-up
+ROOT = Path(__file__).resolve().parent.parent
 
 from vqa_data import write_split  # noqa: E402
 

@@ -59,14 +59,16 @@ class _Greedy:
     """Chooses each next token: argmax, except the two bin tokens after <point> when the model has
     a regression PointingModule (then the head writes the bins)."""
 
-    def __init__(self, model: MolmoModel, batch: int, vis: torch.Tensor):
-        self.model, self.vis = model, vis  # vis (B, N, D): the visual tokens' final hidden states
+    def __init__(self, model: MolmoModel, batch: int):
+        self.model = model
         self.pending_y = torch.full((batch,), -1, dtype=torch.long)
         self.prev = torch.full((batch, 2), -1, dtype=torch.long)  # the answer's latest point (x, y) bins
 
-    def __call__(self, h_last: torch.Tensor, last_token: torch.Tensor, match: torch.Tensor | None) -> torch.Tensor:
-        """h_last (B, D), last_token (B,), match (B, N) its grounding match (None: no tags) -> (B,)"""
-        logits = self.model.pointed(self.model.logits(h_last)[:, None], h_last[:, None], self.vis,
+    def __call__(self, h_last: torch.Tensor, last_token: torch.Tensor, vis: torch.Tensor,
+                 match: torch.Tensor | None) -> torch.Tensor:
+        """h_last (B, D), last_token (B,), vis (B, N, D) the visual tokens' final hidden states, match
+        (B, N) the grounding match of h_last's position (None: no tags) -> the next tokens (B,)"""
+        logits = self.model.pointed(self.model.logits(h_last)[:, None], h_last[:, None], vis,
                                     last_token[:, None], None if match is None else match[:, None],
                                     self.prev[:, None])
         nxt = self._choose(logits[:, 0], h_last, last_token)
@@ -112,12 +114,13 @@ def generate(model: MolmoModel, pixels: torch.Tensor | None, prompts: Sequence[S
     hall = model.step(x, pos, prefill_mask(key_valid, P), cache, bias)  # (B, P+L, D)
     h, match = hall[:, -1], _match(model, bias, -1)
     running = context[:, -1]  # (B, D) the prompt's word embeddings so far
-    choose, last = _Greedy(model, B, hall[:, 1:1 + model.cfg.n_visual]), ids[:, -1]
+    vis = hall[:, 1:1 + model.cfg.n_visual]  # (B, N, D), fixed once the prefix is computed
+    choose, last = _Greedy(model, B), ids[:, -1]
     next_pos = pos[:, -1] + 1
     out = torch.full((B, max_new_tokens), _EOS, dtype=torch.long)
     done = torch.zeros(B, dtype=torch.bool)
     for t in range(max_new_tokens):
-        tok = torch.where(done, _EOS, choose(h, last, match))
+        tok = torch.where(done, _EOS, choose(h, last, vis, match))
         out[:, t] = tok
         done |= tok == _EOS
         if bool(done.all()) or t == max_new_tokens - 1:
@@ -139,7 +142,7 @@ def generate_uncached(model: MolmoModel, pixels: torch.Tensor, prompts: Sequence
     P, B = model.cfg.prefix_len, len(prompts)
     max_new_tokens = fit_new_tokens(model, prompts, max_new_tokens)
     seqs = [list(p) for p in prompts]
-    pending, prev = torch.full((B,), -1, dtype=torch.long), torch.full((B, 2), -1, dtype=torch.long)
+    choose = _Greedy(model, B)
     done = torch.zeros(B, dtype=torch.bool)
     out: list[list[int]] = [[] for _ in range(B)]
     for _ in range(max_new_tokens):
@@ -150,10 +153,8 @@ def generate_uncached(model: MolmoModel, pixels: torch.Tensor, prompts: Sequence
         words = emb * key_valid[:, P:, None]
         bias = model.sequence_bias(words, words.cumsum(dim=1), prefix)
         hall = model.step(x, pos, prefill_mask(key_valid, P), None, bias)
-        choose = _Greedy(model, B, hall[:, 1:1 + model.cfg.n_visual])
-        choose.pending_y, choose.prev = pending, prev
-        tok = torch.where(done, _EOS, choose(hall[:, -1], ids[:, -1], _match(model, bias, -1)))
-        pending, prev = choose.pending_y, choose.prev
+        tok = torch.where(done, _EOS, choose(hall[:, -1], ids[:, -1], hall[:, 1:1 + model.cfg.n_visual],
+                                             _match(model, bias, -1)))
         for b in range(B):
             seqs[b].append(int(tok[b]))
             if not done[b]:

@@ -147,14 +147,14 @@ def make_optimizer(model: MolmoModel, stage: StageConfig) -> torch.optim.AdamW:
     """AdamW over the trainable parts; the vision encoder frozen (requires_grad=False) when its lr is 0.
     Weight decay on matrices only (not on norms, biases, position tables)."""
     groups = []
+    # the pointer is not decayed: before stage 3 it gets no gradient and must stay as initialised
+    keep = {id(p) for p in (model.pointer.parameters() if model.pointer is not None else ())}
     for part, params in model.parts().items():
         lr = stage.vision_lr if part == "vision" else stage.lr
         for p in params:
             p.requires_grad_(lr > 0)
         if lr <= 0:
             continue
-        # the pointer is not decayed: before stage 3 it gets no gradient and must stay as initialised
-        keep = {id(p) for p in (model.pointer.parameters() if model.pointer is not None else ())}
         decay = [p for p in params if p.ndim == 2 and p is not getattr(model.vision, "row", None)
                  and p is not getattr(model.vision, "col", None) and id(p) not in keep]
         ids = {id(p) for p in decay}

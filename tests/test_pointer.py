@@ -149,3 +149,25 @@ def test_training_loss_reaches_the_pointer():
     _, loss = m(rand_images(1), ids, torch.ones_like(ids), targets)
     loss.backward()
     assert m.pointer.wq.grad.abs().sum() > 0 and m.pointer.inhibit.grad is not None
+
+
+def test_stages_before_pointing_train_the_same_weights_with_and_without_the_pointer(tmp_path):
+    """Stages 0-2 (tiny preset, tagger, pooled scenes) end in the same weights and optimizer moments
+    with the pointer as without it, and the pointer itself stays as initialised: a run that adds the
+    pointer before stage 3 (bench/pilots/add_pointer_state.py) continues as one that had it all along."""
+    from molmo_eval.reference_model import train as rt
+    from safetensors.torch import load_file
+
+    states = {}
+    for on in (False, True):
+        cfg = rt.TrainConfig(preset("tiny", pointer=on), rt.stage_plan("tiny", stages=(1, 2)), seed=0, threads=1,
+                             tagger=True, pool=8)
+        rt.train(cfg, tmp_path / str(on))
+        states[on] = load_file(str(tmp_path / str(on) / "state" / "train_state.safetensors"))
+    plain, with_pointer = states[False], states[True]
+    assert sorted(set(with_pointer) - set(plain)) == [f"model.pointer.{k}" for k in ("gain", "inhibit", "wk", "wq")]
+    for k, v in plain.items():
+        assert torch.equal(v, with_pointer[k]), k
+    fresh = MolmoModel(preset("tiny", vocab_size=with_pointer["model.embed.weight"].shape[0], pointer=True))
+    for k, v in fresh.pointer.state_dict().items():
+        assert torch.equal(v, with_pointer[f"model.pointer.{k}"]), k

@@ -1,7 +1,7 @@
 """Add the pointer's initial weights to a run's saved stage-2 state written by code without the
 pointer, so that `molmo-eval train ... --resume` continues as one run with the pointer would: the
 pointer draws from its own generator and gets no gradient before stage 3
-(tests/test_pointer.py; stages 0-2 were also compared weight for weight on the tiny preset).
+(tests/test_pointer.py checks both on the tiny preset, weight for weight).
 
     python bench/pilots/add_pointer_state.py RUN_DIR
 

@@ -80,9 +80,9 @@ PRESETS: dict[str, ModelConfig] = {
     # unit tests: a forward pass in milliseconds
     "tiny": ModelConfig(image_size=32, patch_size=8, stem=(8, 16), vit_dim=32, vit_layers=1, vit_heads=2, pool=2,
                         dim=32, layers=2, heads=2, mlp_ratio=2, max_len=256),
-    # quick experiments
+    # quick experiments and the ablation grid (with the pointer, as the bundled recipe)
     "small": ModelConfig(image_size=128, patch_size=8, stem=(24, 48), vit_dim=96, vit_layers=2, vit_heads=4, pool=2,
-                         dim=128, layers=3, heads=4),
+                         dim=128, layers=3, heads=4, pointer=True),
     # the bundled checkpoint
     "default": ModelConfig(pointer=True),
 }

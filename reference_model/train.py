@@ -71,6 +71,7 @@ class TrainConfig:
     ask_per_scene: int = 8  # questions drawn per scene of the world's ask stream
     tagger: bool = True  # the encoder names what lies under each patch; its words join the visual tokens
     pool: int = 0  # scenes per world stream, cycled with new questions each pass (0: always new scenes)
+    pools: dict[str, int] = field(default_factory=dict)  # stream -> its own pool, overriding `pool`
     cache_features: bool = True  # keep a frozen encoder's output per pooled image instead of recomputing it
     meta: dict[str, Any] = field(default_factory=dict)  # recorded in the checkpoints (preset, command...)
 
@@ -378,8 +379,9 @@ def stage_heldout(model: MolmoModel, tok: Tokenizer, stage: StageConfig, cfg: Tr
 
 
 def make_sources(cfg: TrainConfig, extra: dict[str, Sequence[Group]]) -> dict[str, Source]:
-    sources: dict[str, Source] = {n: WorldSource(n, cfg.seed, cfg.pointing, pool=cfg.pool) for n in ("cap", "point")}
-    sources["ask"] = WorldSource("ask", cfg.seed, cfg.pointing, per_scene=cfg.ask_per_scene, pool=cfg.pool)
+    sources: dict[str, Source] = {n: WorldSource(n, cfg.seed, cfg.pointing, pool=_pool(cfg, n))
+                                  for n in ("cap", "point")}
+    sources["ask"] = WorldSource("ask", cfg.seed, cfg.pointing, per_scene=cfg.ask_per_scene, pool=_pool(cfg, "ask"))
     sources.update(ablation_sources(cfg))
     for name, items in extra.items():
         sources[name] = ListSource(name, items, cfg.seed, cfg.pointing)
@@ -391,8 +393,12 @@ def ablation_sources(cfg: TrainConfig) -> dict[str, Source]:
     answers in plain text), which only the harness's ablation grid names in a mixture."""
     from .world import training
 
-    return {n: WorldSource(n, cfg.seed, cfg.pointing, pool=cfg.pool) for n in training.STREAMS
+    return {n: WorldSource(n, cfg.seed, cfg.pointing, pool=_pool(cfg, n)) for n in training.STREAMS
             if n not in ("cap", "ask", "point")}
+
+
+def _pool(cfg: TrainConfig, stream: str) -> int:
+    return cfg.pools.get(stream, cfg.pool)
 
 
 def hash_seed(seed: int, k: int) -> int:
@@ -411,7 +417,8 @@ def _texts(g: Group) -> list[str]:
 def _jsonable(cfg: TrainConfig) -> dict[str, Any]:
     return {"model": cfg.model.to_json(), "stages": [asdict(s) for s in cfg.stages], "seed": cfg.seed,
             "pointing": cfg.pointing, "threads": cfg.threads, "ask_per_scene": cfg.ask_per_scene,
-            "tagger": cfg.tagger, "pool": cfg.pool, "cache_features": cfg.cache_features, "meta": cfg.meta}
+            "tagger": cfg.tagger, "pool": cfg.pool, "pools": cfg.pools, "cache_features": cfg.cache_features,
+            "meta": cfg.meta}
 
 
 # --- progress -------------------------------------------------------------------------------------

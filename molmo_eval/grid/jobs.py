@@ -152,6 +152,8 @@ def train_stage(job: StageJob, cache: str, quiet: bool = False) -> dict[str, Any
         pointing=trains_point_tokens(job.pointing),
         threads=job.threads,
         heldout=0,
+        pool=job.pool,
+        pools=dict(job.pools),
         meta={
             "preset": job.preset,
             "grid_stage": job.key,

@@ -62,6 +62,8 @@ class StageJob:
     vocab: str | None  # BenchJob key whose texts build the tokenizer (parentless stages)
     steps: int = 0  # for ordering and progress only
     config: Any = None  # the trainer's StageConfig of this stage
+    pool: int = 0  # scenes per world stream (`TrainConfig.pool`): the preset's pool x the data fraction
+    pools: tuple[tuple[str, int], ...] = ()  # streams with their own pool (noisy×K captions: K x pool)
 
 
 @dataclass(frozen=True)
@@ -138,6 +140,22 @@ def full_images(preset: str) -> int:
     return sum(s.steps * s.batch_size for s in rt.stage_plan(preset, stages=(1, 2, 3)))
 
 
+def stream_pools(preset: str, fraction: float, captions: str) -> tuple[int, tuple[tuple[str, int], ...]]:
+    """Scenes per world stream for a cell (`reference_model.train.TrainConfig.pool`, as `molmo-eval
+    train` uses them): the preset's pool scaled by the data fraction, so a smaller data setting sees
+    fewer distinct images the same number of times, not the same images fewer times; noisy×K captions
+    come from K times as many scenes ("10M noisy vs 1M clean images"). 0 (a preset without a pool)
+    stays 0: every scene new."""
+    from molmo_eval.grid.recipe import NOISY_CAPTIONS
+    from molmo_eval.grid.spec import noisy_scale
+    from molmo_eval.reference_model.train import POOL
+
+    base = POOL.get(preset, 0)
+    pool = max(1, round(base * fraction)) if base else 0
+    k = noisy_scale(captions)
+    return pool, (((NOISY_CAPTIONS, pool * k),) if pool and k else ())
+
+
 def make_plan(spec: GridSpec, contents: Mapping[str, Mapping[str, str]] | None = None) -> Plan:
     """Cells, the distinct stage trainings and the evaluations of ``spec``.
 
@@ -174,6 +192,7 @@ def make_plan(spec: GridSpec, contents: Mapping[str, Mapping[str, str]] | None =
     for cell in spec.cells():
         seed, fraction = cell.seed, round(cell.data.resolve(total), 6)
         tokens = trains_point_tokens(cell.pointing)
+        pool, pools = stream_pools(spec.preset, fraction, cell.captions)
         parent: str | None = None
         keys = []
         # the trainer's own plan for the cell (it may add stages, e.g. the encoder pre-training stage 0)
@@ -182,6 +201,7 @@ def make_plan(spec: GridSpec, contents: Mapping[str, Mapping[str, str]] | None =
             uses_bench = any(src in BENCH_SOURCES for src, w in stage.mixture.items() if w > 0)
             b = bench_job(seed, tokens) if uses_bench else None
             vocab = bench_job(seed, True) if spec.bench and parent is None else None
+            own = tuple((n, p) for n, p in pools if stage.mixture.get(n, 0) > 0)  # streams it reads
             content = {
                 "format": GRID_FORMAT,
                 "stage": _jsonable(stage),
@@ -190,6 +210,7 @@ def make_plan(spec: GridSpec, contents: Mapping[str, Mapping[str, str]] | None =
                 "seed": seed,
                 "threads": spec.threads,
                 "vocab": vocab,
+                "pool": [pool, [list(p) for p in own]],
                 "code": code,
                 "data": sorted(data(src, tokens, b) for src, w in stage.mixture.items() if w > 0),
             }
@@ -209,6 +230,8 @@ def make_plan(spec: GridSpec, contents: Mapping[str, Mapping[str, str]] | None =
                     vocab,
                     stage.steps,
                     stage,
+                    pool,
+                    own,
                 ),
             )
             keys.append(key)

@@ -102,6 +102,38 @@ def test_stage_one_is_shared_by_every_pointing_setting_and_not_by_captions():
     assert len(thirds) == 6
 
 
+def test_stage_jobs_train_on_the_presets_pool_scaled_by_data_and_captions():
+    """Grid stages use the preset's scene pool as `molmo-eval train` does (so the frozen encoder's
+    features are reused); a data fraction scales it, noisy×K captions read K times its scenes, and
+    only the stage that reads the noisy captions carries (and is keyed by) their pool."""
+    from molmo_eval.grid.plan import make_plan, stream_pools
+    from molmo_eval.reference_model.train import POOL
+
+    assert stream_pools("small", 1.0, "clean") == (POOL["small"], ())
+    assert stream_pools("small", 0.25, "noisy×10") == (POOL["small"] // 4, (("cap_noisy", 10 * POOL["small"] // 4),))
+    assert stream_pools("tiny", 1.0, "noisy×10") == (0, ())  # no pool: every scene new
+    spec = load_spec(None, ["stages=1+2", "captions=clean,noisy"], {"tasks": "vqav2", "preset": "small"})
+    plan = make_plan(spec)
+    clean, noisy = (plan.chains[c] for c in plan.cells)
+    assert clean[0] == noisy[0]  # the encoder pre-training reads no captions: shared
+    s1 = plan.stages[noisy[1]]
+    assert s1.pool == POOL["small"] and dict(s1.pools) == {"cap_noisy": 10 * POOL["small"]}
+    assert plan.stages[noisy[2]].pools == () and plan.stages[clean[1]].pools == ()
+    half = make_plan(load_spec(None, ["stages=1", "data=0.5"], {"tasks": "vqav2", "preset": "small"}))
+    assert {s.pool for s in half.stages.values()} == {POOL["small"] // 2}
+
+
+def test_a_streams_own_pool_overrides_the_shared_one():
+    from molmo_eval.reference_model import train as rt
+    from molmo_eval.reference_model.config import preset
+
+    cfg = rt.TrainConfig(preset("tiny"), (), pool=8, pools={"cap_noisy": 80})
+    sources = rt.make_sources(cfg, {})
+    assert sources["cap"].pool == sources["ask"].pool == 8 and sources["cap_noisy"].pool == 80
+    keys = {g.key for g in itertools.islice(sources["cap_noisy"].groups(0), 200)}
+    assert len(keys) == 80  # cycles through its own 80 scenes
+
+
 # --- the world's ablation streams ----------------------------------------------------------------
 
 
@@ -173,6 +205,7 @@ TOY_POINTING = Ablation(
     (("off", "No pointing"), ("on", "With pointing"), ("only", "Pointing only")),
     ("toy",), "on",
     (("on", "off", "toy", 1), ("only", "on", "toy", 1)),
+    design=((("on", "off", "toy"), 6.8),),
 )
 
 
@@ -197,8 +230,10 @@ def test_findings_state_what_the_numbers_support_and_only_that(pointing_grid):
     assert title == "Pointing" and [r.entry.label for r in table.rows] == [
         "No pointing", "With pointing", "Pointing only"]
     yes, no = paper.findings
-    assert yes.startswith("With pointing beat No pointing on") and "by +50.0 points (p < 0.001)" in yes
+    assert yes.startswith("With pointing beat No pointing on") and "by +50.0 points (p < 0.001;" in yes
+    assert yes.endswith("the design document: +6.8).")  # its number, where the design gives one
     assert no.startswith("Not reproduced: Pointing only beat With pointing") and "+2.5 points" in no
+    assert "design" not in no
 
 
 def test_a_grid_without_the_rows_leaves_the_table_out(pointing_grid):

@@ -13,7 +13,9 @@ tests of `significance`; the renderers draw the result (`model.Paper`).
 Every other axis is held at the recipe's value (pointing on, clean captions, stages 1+2+3), the
 largest data size and the first seed. A table whose rows the grid lacks is left out, with a note.
 A finding is stated only when its difference has the expected sign and its Holm-adjusted paired
-p is below 0.05; otherwise it is printed as "not reproduced" with the numbers.
+p is below 0.05; otherwise it is printed as "not reproduced" with the numbers. Where the design
+document gives both numbers of a comparison, its difference follows ours, so a reader sees where the
+synthetic world agrees with it and where it does not.
 """
 
 from __future__ import annotations
@@ -44,6 +46,9 @@ class Ablation:
     baseline: str | None  # axis value of the baseline row; None: each row against the row above
     claims: tuple[tuple[str, str, str, int], ...]  # (row, against, task, expected sign)
     throughput: bool = False
+    # (row, against, task) -> the difference the Molmo design document reports, in points, where it
+    # gives both numbers (its pointing and data-quality tables; the stage table gives no numbers)
+    design: tuple[tuple[tuple[str, str, str], float], ...] = ()
 
 
 ABLATIONS = (
@@ -60,12 +65,14 @@ ABLATIONS = (
         ("refcoco", "pointqa", "vqav2"), "on",
         (("on", "off", "refcoco", 1), ("only", "on", "pointqa", 1), ("only", "on", "vqav2", -1)),
         throughput=True,
+        design=((("on", "off", "refcoco"), 82.1 - 75.3), (("only", "on", "pointqa"), 74.1 - 71.8)),
     ),
     Ablation(
         "captions", "Caption quality", "captions",
         (("noisy×10", "Noisy captions ×10"), ("clean", "Clean captions ×1")),
         ("vqav2", "refcoco"), "noisy×10",
         (("clean", "noisy×10", "vqav2", 1), ("clean", "noisy×10", "refcoco", 1)),
+        design=((("clean", "noisy×10", "vqav2"), 79.3 - 76.2), (("clean", "noisy×10", "refcoco"), 82.1 - 78.5)),
     ),
 )
 
@@ -113,7 +120,8 @@ def _with_noisy_scale(ab: Ablation, inputs: Inputs) -> Ablation:
         return k if v == "noisy×10" else v
 
     return replace(ab, rows=((k, label), ab.rows[1]), baseline=k,
-                   claims=tuple((sub(a), sub(b), t, s) for a, b, t, s in ab.claims))
+                   claims=tuple((sub(a), sub(b), t, s) for a, b, t, s in ab.claims),
+                   design=ab.design if k == "noisy×10" else ())  # the design's numbers are for ×10
 
 
 def _pick(ab: Ablation, entries: Sequence[Entry], inputs: Inputs) -> list[Entry] | None:
@@ -181,11 +189,12 @@ def _value(e: Entry, c: Column, ab: Ablation) -> Value:
 
 def _findings(ab: Ablation, table: Table, labels: dict[str, str]) -> list[str]:
     index = {v: i for i, (v, _) in enumerate(ab.rows)}
+    design = dict(ab.design)
     out = []
     for a, b, task, sign in ab.claims:
         j = next((k for k, c in enumerate(table.columns) if c.task == task), None)
         title = _title(table, task) if j is not None else task
-        claim = f"{labels[a]} {'beat' if sign > 0 else 'lose to'} {labels[b]} on {title}"
+        claim = f"{labels[a]} {'beat' if sign > 0 else 'lost to'} {labels[b]} on {title}"
         if a not in index or b not in index:
             out.append(f"Not reproduced: {claim} (not in this grid).")
             continue
@@ -199,8 +208,10 @@ def _findings(ab: Ablation, table: Table, labels: dict[str, str]) -> list[str]:
         if v.delta is None or v.mv is None:
             out.append(f"Not reproduced: {claim} (no value: {'N/A' if v.na else 'missing or undefined'}).")
             continue
-        d = f"{round(100 * v.delta, table.digits) + 0.0:+.{table.digits}f}".replace("-", "−")
+        d = _points(100 * v.delta, table.digits)
         ptxt = "no paired test" if v.p is None else p_text(v.p)
+        if (a, b, task) in design:
+            ptxt += f"; the design document: {_points(design[(a, b, task)], table.digits)}"
         if v.p is not None and v.p < ALPHA and v.delta * sign > 0:
             out.append(f"{claim} by {d} points ({ptxt}).")
         else:
@@ -210,6 +221,11 @@ def _findings(ab: Ablation, table: Table, labels: dict[str, str]) -> list[str]:
         speeds = [f"{r.entry.label} {_speed(r.values[j])}" for r in table.rows]
         out.append("Generation speed, measured in each evaluation run: " + ", ".join(speeds) + ".")
     return out
+
+
+def _points(x: float, digits: int) -> str:
+    """``+6.8`` / ``−2.1`` (a true minus sign)."""
+    return f"{round(x, digits) + 0.0:+.{digits}f}".replace("-", "−")
 
 
 def _title(table: Table, task: str) -> str:

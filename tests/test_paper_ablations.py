@@ -116,6 +116,7 @@ def test_stage_jobs_train_on_the_presets_pool_scaled_by_data_and_captions():
     plan = make_plan(spec)
     clean, noisy = (plan.chains[c] for c in plan.cells)
     assert clean[0] == noisy[0]  # the encoder pre-training reads no captions: shared
+    assert "clean/noisy×10 captions" in plan.stages[clean[0]].cells  # and its progress line says so
     s1 = plan.stages[noisy[1]]
     assert s1.pool == POOL["small"] and dict(s1.pools) == {"cap_noisy": 10 * POOL["small"]}
     assert plan.stages[noisy[2]].pools == () and plan.stages[clean[1]].pools == ()

@@ -156,11 +156,7 @@ def _bench_label(b: BenchJob) -> str:
 
 
 def _stage_label(s: StageJob) -> str:
-    return (
-        f"train stage {s.stage} (data {s.fraction:g}, pointing {s.pointing}, "
-        f"seed {s.seed},{' noisy captions,' if (s.config and 'cap_noisy' in s.config.mixture) else ''}"
-        f" {s.steps} steps)"
-    )
+    return f"train stage {s.stage} ({s.cells}, {s.steps} steps)"
 
 
 def _all_needed_chain(plan: Plan, done_evals: set[str]) -> set[str]:

@@ -22,7 +22,7 @@ import functools
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +64,7 @@ class StageJob:
     config: Any = None  # the trainer's StageConfig of this stage
     pool: int = 0  # scenes per world stream (`TrainConfig.pool`): the preset's pool x the data fraction
     pools: tuple[tuple[str, int], ...] = ()  # streams with their own pool (noisy×K captions: K x pool)
+    cells: str = ""  # what the cells that share it have in common, for progress lines ("pointing any")
 
 
 @dataclass(frozen=True)
@@ -173,6 +174,7 @@ def make_plan(spec: GridSpec, contents: Mapping[str, Mapping[str, str]] | None =
     bench: dict[str, BenchJob] = {}
     stages: dict[str, StageJob] = {}
     chains: dict[Cell, tuple[str, ...]] = {}
+    users: dict[str, list[Cell]] = {}  # stage key -> the cells whose chains contain it
 
     def bench_job(seed: int, pointing: bool) -> str:
         key = "bench-" + digest({"size": spec.bench_size, "seed": seed, "pointing": pointing, "code": code})
@@ -235,8 +237,10 @@ def make_plan(spec: GridSpec, contents: Mapping[str, Mapping[str, str]] | None =
                 ),
             )
             keys.append(key)
+            users.setdefault(key, []).append(cell)
             parent = key
         chains[cell] = tuple(keys)
+    stages = {k: replace(j, cells=_shared(users[k])) for k, j in stages.items()}
     ecode = source_digest(*EVAL_CODE)
     evals: dict[str, EvalJob] = {}
     cell_eval: dict[Cell, str] = {}
@@ -256,6 +260,18 @@ def make_plan(spec: GridSpec, contents: Mapping[str, Mapping[str, str]] | None =
         evals.setdefault(key, EvalJob(key, chains[cell][-1], cell.label, spec))
         cell_eval[cell] = key
     return Plan(tuple(spec.cells()), bench, stages, evals, chains, cell_eval)
+
+
+def _shared(cells: list[Cell]) -> str:
+    """``data 1, pointing on/only, noisy×10 captions, seed 0``: the settings of the cells that share
+    a stage, in the order the grid lists them."""
+    def values(get: Any) -> str:
+        return "/".join(dict.fromkeys(get(c) for c in cells))
+
+    captions = values(lambda c: c.captions)
+    cap = "" if captions == "clean" else f", {captions} captions"
+    return (f"data {values(lambda c: c.data.text)}, pointing {values(lambda c: c.pointing)}{cap}, "
+            f"seed {values(lambda c: str(c.seed))}")
 
 
 def _jsonable(obj: Any) -> Any:

@@ -303,7 +303,6 @@ def train(cfg: TrainConfig, out: Path, *, extra: dict[str, Sequence[Group]] | No
 def run_patch_stage(stage: StageConfig, model: MolmoModel, tok: Tokenizer, cfg: TrainConfig, out: Path) -> None:
     """Stage 0: the vision encoder and a throw-away PatchHead on dense scene labels."""
     from . import vision_pretrain as vp
-
     from .vision import PatchHead
 
     # the model's own tagger, or a throw-away head when the model has none

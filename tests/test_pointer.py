@@ -6,13 +6,13 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from test_reference_model import TAG_WORDS, TAGS, rand_images, tok  # noqa: E402
+
 from molmo_eval.reference_model.config import preset  # noqa: E402
 from molmo_eval.reference_model.generate import generate, generate_uncached  # noqa: E402
 from molmo_eval.reference_model.model import MolmoModel, previous_points  # noqa: E402
 from molmo_eval.reference_model.processing import prompt_ids  # noqa: E402
 from molmo_eval.reference_model.tokenizer import N_BINS, SPECIALS  # noqa: E402
-
-from test_reference_model import TAG_WORDS, TAGS, rand_images, tok  # noqa: E402
 
 
 def pointer_model(seed: int = 0) -> MolmoModel:
@@ -155,8 +155,9 @@ def test_stages_before_pointing_train_the_same_weights_with_and_without_the_poin
     """Stages 0-2 (tiny preset, tagger, pooled scenes) end in the same weights and optimizer moments
     with the pointer as without it, and the pointer itself stays as initialised: a run that adds the
     pointer before stage 3 (bench/pilots/add_pointer_state.py) continues as one that had it all along."""
-    from molmo_eval.reference_model import train as rt
     from safetensors.torch import load_file
+
+    from molmo_eval.reference_model import train as rt
 
     states = {}
     for on in (False, True):

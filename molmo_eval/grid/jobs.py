@@ -182,9 +182,9 @@ def evaluate_cell(job: EvalJob, cache: str, out: str, quiet: bool = True) -> dic
     if (run_dir / RESULTS).is_file():
         return {"cached": True, "seconds": 0.0}
     from molmo_eval.core.config import build
-    from molmo_eval.run.throughput import Timed
     from molmo_eval.models.reference import ReferenceModel
     from molmo_eval.run.runner import run
+    from molmo_eval.run.throughput import Timed
 
     t0 = time.perf_counter()
     spec = job.spec

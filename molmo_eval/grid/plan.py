@@ -265,13 +265,16 @@ def make_plan(spec: GridSpec, contents: Mapping[str, Mapping[str, str]] | None =
 def _shared(cells: list[Cell]) -> str:
     """``data 1, pointing on/only, noisy×10 captions, seed 0``: the settings of the cells that share
     a stage, in the order the grid lists them."""
+
     def values(get: Any) -> str:
         return "/".join(dict.fromkeys(get(c) for c in cells))
 
     captions = values(lambda c: c.captions)
     cap = "" if captions == "clean" else f", {captions} captions"
-    return (f"data {values(lambda c: c.data.text)}, pointing {values(lambda c: c.pointing)}{cap}, "
-            f"seed {values(lambda c: str(c.seed))}")
+    return (
+        f"data {values(lambda c: c.data.text)}, pointing {values(lambda c: c.pointing)}{cap}, "
+        f"seed {values(lambda c: str(c.seed))}"
+    )
 
 
 def _jsonable(obj: Any) -> Any:

@@ -308,8 +308,13 @@ def parse_grid_flags(flags: Sequence[str]) -> dict[str, str]:
 GRID_PRESETS: dict[str, dict[str, Any]] = {
     "tiny": {
         "axes": {"stages": "1,1+2,1+2+3", "pointing": "off,on,only", "captions": "clean,noisy"},
-        "settings": {"tasks": "vqav2,gqa,refcoco,pointqa", "bench_size": "tiny", "limit": 6, "bootstrap": 100,
-                     "batch_size": 32},
+        "settings": {
+            "tasks": "vqav2,gqa,refcoco,pointqa",
+            "bench_size": "tiny",
+            "limit": 6,
+            "bootstrap": 100,
+            "batch_size": 32,
+        },
     },
 }
 

@@ -15,7 +15,7 @@ import base64
 import html
 from collections.abc import Sequence
 
-from molmo_eval.report.model import Paper, TASK_TITLES, Row, Table
+from molmo_eval.report.model import TASK_TITLES, Paper, Row, Table
 from molmo_eval.report.presentation import (
     breakdown_tables,
     caption,

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from molmo_eval.report.model import Paper, TASK_TITLES, Row, Table
+from molmo_eval.report.model import TASK_TITLES, Paper, Row, Table
 from molmo_eval.report.presentation import (
     breakdown_tables,
     caption,

@@ -44,6 +44,20 @@ def test_first_use_generates_then_verifies_without_regenerating(tiny_cache: dict
     assert len(manifest["files"]) == len(embedded.list_files(root)) and manifest["seed"] == 0
 
 
+def test_a_recorded_cached_world_from_another_machine_is_generated_here(tiny_cache: dict, tmp_path: Path) -> None:
+    """Reports find images of a run evaluated on a cached world (a grid on the small world) through
+    the same world generated on this machine; other paths are left as recorded."""
+    v = world_mod.WORLD_VERSION
+    elsewhere = Path("/nonexistent/home/.cache/molmo-eval/data") / f"mini-v{v}-seed0"
+    here = embedded.portable_root(elsewhere)
+    assert here == tmp_path / "cache" / "data" / f"mini-v{v}-seed0" and tiny_cache["n"] == 1
+    assert embedded.verify_manifest(here) == []
+    for other in (Path("/nonexistent/data") / f"mini-v{v + 1}-seed0", Path("/nonexistent/my-data"),
+                  Path("/nonexistent/other") / f"mini-v{v}-seed0", Path("/nonexistent/data/huge-v1-seed0")):
+        assert embedded.portable_root(other) == other
+    assert embedded.portable_root(tmp_path) == tmp_path and tiny_cache["n"] == 1
+
+
 @pytest.mark.parametrize("damage", ["change", "delete", "add"])
 def test_a_damaged_world_is_detected_and_regenerated(tiny_cache: dict, damage: str) -> None:
     root = embedded.default_data_root()

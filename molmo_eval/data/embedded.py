@@ -59,6 +59,23 @@ def world_dir(size: str = DEFAULT_SIZE, seed: int = DEFAULT_SEED, cache: Path | 
     return (cache or cache_root()) / "data" / f"{size}-v{WORLD_VERSION}-seed{seed}"
 
 
+def portable_root(root: Path) -> Path:
+    """``root`` as recorded in a run; when it is a generated world of the cache (``<size>-v<world
+    version>-seed<seed>``, e.g. the small world a grid was evaluated on) that is not on this machine,
+    the same world generated here (the world is deterministic: its files are verified against the
+    generator's digests). Any other path is returned as it is."""
+    import re
+
+    from molmo_eval.reference_model.world.world import SIZES, WORLD_VERSION
+
+    if root.exists():
+        return root
+    m = re.fullmatch(r"([a-z]+)-v(\d+)-seed(\d+)", root.name)
+    if m is None or m[1] not in SIZES or int(m[2]) != WORLD_VERSION or root.parent.name != "data":
+        return root
+    return ensure_world(m[1], int(m[3]), quiet=True)
+
+
 def default_data_root() -> Path:
     """The embedded mini world (seed 0), generated on first use and verified on every use."""
     return ensure_world(DEFAULT_SIZE, DEFAULT_SEED)

@@ -27,7 +27,7 @@ import numpy as np
 
 from molmo_eval.core import registry
 from molmo_eval.core.errors import ConfigError, MolmoEvalError
-from molmo_eval.data.embedded import default_data_root
+from molmo_eval.data.embedded import default_data_root, portable_root
 from molmo_eval.data.images import load_image
 from molmo_eval.metrics.stats import seed_for
 from molmo_eval.report.model import find_row
@@ -172,9 +172,8 @@ class ImageFinder:
             return Path(dirs[task.name])
         root = config.get("data_root")
         if root is None:
-
             return default_data_root() / task.data_dir
-        return Path(root) / task.data_dir
+        return portable_root(Path(root)) / task.data_dir  # a cached world: generated here if need be
 
     def find(
         self, config: Mapping[str, Any], task_name: str, variant: str, split: str, sample_id: str

@@ -71,6 +71,8 @@ def figures(table: Any) -> list[tuple[str, Any]]:
                 out.append(("stages", stage_bars(table)))
             if "pointing" in axes and len(_values(table, "pointing")) > 1:
                 out.append(("pointing", pointing_bars(table)))
+            if "captions" in axes and len(_values(table, "captions")) > 1:
+                out.append(("captions", caption_bars(table)))
         elif len(table.rows) > 1 or len(table.columns) > 1:
             out.append(("benchmarks", benchmark_bars(table)))
         for task, group in breakdown_groups(table):
@@ -137,13 +139,17 @@ def value_limits(values: Sequence[float], rate: bool) -> tuple[float, float]:
     return (0, 1.0) if top <= 0 else (0, 1.1 * top)
 
 
-def _mark_undefined(ax: Any, positions: Sequence[float], vals: Sequence[float], horizontal: bool) -> None:
-    """An undefined value (NaN) is written as "NaN" where its bar would start: never a 0-height bar."""
-    for pos, v in zip(positions, vals):
+def _mark_undefined(ax: Any, positions: Sequence[float], vals: Sequence[float], horizontal: bool,
+                    na: Sequence[bool] = ()) -> None:
+    """An undefined value (NaN) is written as "NaN" where its bar would start: never a 0-height bar;
+    a value that does not apply (``na``: PointQA without point tokens) as "N/A"."""
+    na = list(na) or [False] * len(vals)
+    for pos, v, not_applicable in zip(positions, vals, na):
         if math.isnan(v):
-            kw = {"fontsize": 7, "color": "#cf222e", "ha": "left" if horizontal else "center"}
+            kw = {"fontsize": 7, "color": "#57606a" if not_applicable else "#cf222e",
+                  "ha": "left" if horizontal else "center"}
             where = (1, pos) if horizontal else (pos, 1)
-            ax.text(*where, "NaN", va="center" if horizontal else "bottom", **kw)
+            ax.text(*where, "N/A" if not_applicable else "NaN", va="center" if horizontal else "bottom", **kw)
 
 
 def _wrap(text: str, width: int = 14) -> str:
@@ -176,7 +182,8 @@ def _data_x(values: Sequence[str]) -> tuple[list[float], list[str], str]:
 
 def data_scaling(table: Any) -> Any:
     """One panel per benchmark: the metric against data size, a line per stage setting; pointing
-    on solid, off dashed; overlapping series are nudged sideways so each stays visible."""
+    on solid, off dashed; overlapping series are nudged sideways so each stays visible; captions at
+    the recipe's (clean) when they vary."""
     cols = table.columns
     ncols = min(4, len(cols))
     nrows = math.ceil(len(cols) / ncols)
@@ -191,6 +198,7 @@ def data_scaling(table: Any) -> Any:
         ax = grid[j // ncols][j % ncols]
         for s, p in series:
             want = {"stages": s} | ({"pointing": p} if p is not None else {})
+            want |= _recipe(table, "captions", "clean")
             by_data = {r.entry.coords.get("data"): r for r in _rows(table, **want)}
             pts = [(x, _pct(by_data[d].values[j].mv)) for x, d in zip(xs, data_vals) if d in by_data]
             if not pts:
@@ -265,7 +273,7 @@ def _grouped_bars(table: Any, groups: Sequence[tuple[str, Any]], title: str) -> 
             label=label,
             error_kw={"linewidth": 0.8},
         )
-        _mark_undefined(ax, x, [v[0] for v in vals], horizontal=False)
+        _mark_undefined(ax, x, [v[0] for v in vals], horizontal=False, na=[v.na for v in row.values])
         shown += [v[0] for v in vals]
     ax.set_xticks(range(len(cols)), [f"{c.title}\n{_metric_title(c.metric)}" for c in cols])
     ax.set_ylabel("score (%)")
@@ -278,16 +286,30 @@ def _grouped_bars(table: Any, groups: Sequence[tuple[str, Any]], title: str) -> 
     return fig
 
 
+def _recipe(table: Any, axis: str, value: str) -> dict[str, str]:
+    """``{axis: value}`` (the recipe's setting, else the axis's first value) when the table varies it."""
+    if axis not in table.axes:
+        return {}
+    values = _values(table, axis)
+    return {axis: value if value in values else values[0]}
+
+
 def stage_bars(table: Any) -> Any:
     want = {"data": _values(table, "data")[-1]} if "data" in table.axes else {}
-    if "pointing" in table.axes:
-        want["pointing"] = "on" if "on" in _values(table, "pointing") else _values(table, "pointing")[0]
+    want |= _recipe(table, "pointing", "on") | _recipe(table, "captions", "clean")
     return _axis_bars(table, "stages", want, "Training stages")
 
 
 def pointing_bars(table: Any) -> Any:
     want = {a: _values(table, a)[-1] for a in ("data", "stages") if a in table.axes}
-    return _axis_bars(table, "pointing", want, "Pointing data on/off")
+    want |= _recipe(table, "captions", "clean")
+    return _axis_bars(table, "pointing", want, "Pointing data off / on / only")
+
+
+def caption_bars(table: Any) -> Any:
+    want = {a: _values(table, a)[-1] for a in ("data", "stages") if a in table.axes}
+    want |= _recipe(table, "pointing", "on")
+    return _axis_bars(table, "captions", want, "Stage-1 captions")
 
 
 def _axis_bars(table: Any, axis: str, want: dict[str, str], title: str) -> Any:
